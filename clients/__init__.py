@@ -1,0 +1,1 @@
+"""Client programs and the Python client library (installed as ``eventsp.clients``)."""

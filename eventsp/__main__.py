@@ -1,0 +1,5 @@
+import sys
+
+from eventsp.cli import main
+
+sys.exit(main())

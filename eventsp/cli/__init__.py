@@ -1,0 +1,62 @@
+"""The ``eventsp`` command line.
+
+Each sub-command lives in its own module under ``eventsp.cli`` and defines:
+
+- ``HELP``: one line for ``eventsp --help``;
+- ``add_arguments(parser)``: its options;
+- ``run(args) -> int``: the exit status.
+
+Modules import their heavy dependencies (torch, grpc, sounddevice) inside ``run``, so that
+``eventsp --help`` stays instant and works with only the core dependencies installed.
+To add a command, write its module and add its name to ``COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from eventsp import __version__
+
+# Sub-command name -> module. Order is the order in `eventsp --help`.
+COMMANDS: dict[str, str] = {
+    "demo": "eventsp.cli.demo",
+    "info": "eventsp.cli.info",
+}
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for; printed without a traceback, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="eventsp",
+        description="Streaming spiking neural networks for event cameras and audio.",
+    )
+    parser.add_argument("--version", action="version", version=f"eventsp {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(command)
+        command.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args))
+    except UsageError as exc:
+        print(f"eventsp {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Trained default models that ship with eventsp (``*.esp`` files, see ``eventsp.model``)."""

@@ -1,0 +1,1 @@
+"""The streaming spiking runtime (numpy + Numba only). See ``eventsp.runtime`` modules."""

@@ -1,0 +1,1 @@
+"""The eventsp gRPC service (installed as ``eventsp.services``; needs the ``serve`` extra)."""
