@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x65ventsp/v1/models.proto\x12\neventsp.v1\"\xa6\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x16\n\x0e\x66ormat_version\x18\x03 \x01(\r\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x16\n\x0esample_rate_hz\x18\x05 \x01(\r\x12\x13\n\x0bsensor_size\x18\x06 \x03(\r\x12\x0e\n\x06labels\x18\x07 \x03(\t\x12\x17\n\x0fparameter_bytes\x18\x08 \x01(\x04\"\x13\n\x11ListModelsRequest\";\n\x12ListModelsResponse\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.eventsp.v1.ModelInfo\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x65ventsp/v1/models.proto\x12\neventsp.v1\"\xa6\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x16\n\x0e\x66ormat_version\x18\x03 \x01(\r\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x16\n\x0esample_rate_hz\x18\x05 \x01(\r\x12\x13\n\x0bsensor_size\x18\x06 \x03(\r\x12\x0e\n\x06labels\x18\x07 \x03(\t\x12\x17\n\x0fparameter_bytes\x18\x08 \x01(\x04\"\x13\n\x11ListModelsRequest\";\n\x12ListModelsResponse\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.eventsp.v1.ModelInfo\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"8\n\x10GetModelResponse\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.eventsp.v1.ModelInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,4 +39,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTMODELSRESPONSE']._serialized_end=288
   _globals['_GETMODELREQUEST']._serialized_start=290
   _globals['_GETMODELREQUEST']._serialized_end=321
+  _globals['_GETMODELRESPONSE']._serialized_start=323
+  _globals['_GETMODELRESPONSE']._serialized_end=379
 # @@protoc_insertion_point(module_scope)
