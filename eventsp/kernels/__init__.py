@@ -1,0 +1,1 @@
+"""Jitted Numba kernels of the runtime, one family per module (see ``eventsp.runtime``)."""
