@@ -1,0 +1,181 @@
+"""Numba kernels of the audio front-end: framing, overlap-add, mel + log, polyphase resampling.
+
+Every kernel is serial, writes into outputs its driver allocated, and updates the stream's
+buffers in place; the drivers (:mod:`eventsp.audio.stft`, :mod:`eventsp.audio.logmel`,
+:mod:`eventsp.audio.resample`) copy the state first, so callers never see it change.
+
+Buffers are fixed-size: ``tail`` holds the samples of a stream that later frames still need
+(fewer than one frame), ``fill[0]`` how many of them are valid. A chunk is read as the
+concatenation ``tail[:fill] ++ chunk`` without building it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from eventsp._jit import jit
+
+__all__: list[str] = []
+
+
+@jit("int64(int64, int64, int64, int64)", inline="always")
+def _n_frames(fill: int, n_new: int, frame_length: int, hop: int) -> int:
+    total = fill + n_new
+    if total < frame_length:
+        return 0
+    return (total - frame_length) // hop + 1
+
+
+@jit("int64(float64[::1], int64[::1], float64[::1], int64, float64[::1], float64[:, ::1])")
+def _frame_chunk(
+    tail: np.ndarray,
+    fill: np.ndarray,
+    chunk: np.ndarray,
+    hop: int,
+    window: np.ndarray,
+    out: np.ndarray,
+) -> int:
+    """Cut windowed frames from ``tail[:fill] ++ chunk`` into ``out``; keep the rest in ``tail``.
+
+    ``out`` has one row per whole frame, ``(n_frames, frame_length)``; ``window`` has
+    ``frame_length`` taps. Returns the number of frames written.
+    """
+    frame_length = window.shape[0]
+    held = fill[0]
+    n = _n_frames(held, chunk.shape[0], frame_length, hop)
+    for i in range(n):
+        start = i * hop
+        for k in range(frame_length):
+            j = start + k
+            value = tail[j] if j < held else chunk[j - held]
+            out[i, k] = window[k] * value
+    total = held + chunk.shape[0]
+    first = n * hop
+    kept = total - first
+    for k in range(kept):
+        j = first + k
+        tail[k] = tail[j] if j < held else chunk[j - held]
+    fill[0] = kept
+    return n
+
+
+@jit(
+    "void(complex128[:, ::1], float64, float64[:, ::1], int64[::1], int64[::1], float64, "
+    "float32[:, ::1])"
+)
+def _mel_log(
+    spectrum: np.ndarray,
+    power: float,
+    fb: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    log_offset: float,
+    out: np.ndarray,
+) -> None:
+    """``out[i, m] = log(sum_k fb[k, m] |spectrum[i, k]|**power + log_offset)``.
+
+    ``fb`` is the ``(n_freq, n_mels)`` filterbank; band ``m`` is nonzero only on the bins
+    ``lo[m] <= k < hi[m]``, so the sum skips the zeros. ``log_offset <= 0`` skips the log.
+    """
+    n_frames, n_freq = spectrum.shape
+    n_mels = fb.shape[1]
+    magnitude = np.empty(n_freq)
+    for i in range(n_frames):
+        for k in range(n_freq):
+            re = spectrum[i, k].real
+            im = spectrum[i, k].imag
+            p = re * re + im * im
+            if power == 2.0:
+                magnitude[k] = p
+            elif power == 1.0:
+                magnitude[k] = np.sqrt(p)
+            else:
+                magnitude[k] = p ** (0.5 * power)
+        for m in range(n_mels):
+            acc = 0.0
+            for k in range(lo[m], hi[m]):
+                acc += fb[k, m] * magnitude[k]
+            if log_offset > 0.0:
+                out[i, m] = np.log(acc + log_offset)
+            else:
+                out[i, m] = acc
+
+
+@jit(
+    "void(float64[:, ::1], int64, float64[::1], float64[::1], float64[::1], float64[::1], float64)"
+)
+def _overlap_add(
+    frames: np.ndarray,
+    hop: int,
+    window: np.ndarray,
+    acc: np.ndarray,
+    envelope: np.ndarray,
+    out: np.ndarray,
+    tiny: float,
+) -> None:
+    """Overlap-add synthesis frames; emit the ``hop`` finished samples after each frame.
+
+    ``acc`` and ``envelope`` (length ``frame_length``) hold the running sums of windowed frames
+    and of squared windows, aligned so that index 0 is the first unfinished sample.
+    ``out`` has ``n_frames * hop`` samples: sum / envelope, or 0 where the envelope is below
+    ``tiny`` (samples no window covers).
+    """
+    n_frames, frame_length = frames.shape
+    for i in range(n_frames):
+        for k in range(frame_length):
+            w = window[k]
+            acc[k] += w * frames[i, k]
+            envelope[k] += w * w
+        for k in range(hop):
+            e = envelope[k]
+            out[i * hop + k] = acc[k] / e if e > tiny else 0.0
+        for k in range(frame_length - hop):
+            acc[k] = acc[k + hop]
+            envelope[k] = envelope[k + hop]
+        for k in range(frame_length - hop, frame_length):
+            acc[k] = 0.0
+            envelope[k] = 0.0
+
+
+@jit("void(float64[::1], float64[::1], float64, float64[::1])")
+def _normalise(acc: np.ndarray, envelope: np.ndarray, tiny: float, out: np.ndarray) -> None:
+    """``out[k] = acc[k] / envelope[k]`` where the envelope exceeds ``tiny``, else 0."""
+    for k in range(out.shape[0]):
+        e = envelope[k]
+        out[k] = acc[k] / e if e > tiny else 0.0
+
+
+@jit("int64(float64[::1], int64[::1], float64[::1], float64[:, ::1], int64, float64[::1])")
+def _resample_chunk(
+    tail: np.ndarray,
+    fill: np.ndarray,
+    chunk: np.ndarray,
+    kernel: np.ndarray,
+    stride: int,
+    out: np.ndarray,
+) -> int:
+    """Polyphase FIR: block ``j`` of ``tail[:fill] ++ chunk`` gives ``kernel.shape[0]`` outputs.
+
+    ``out[j * n + p] = sum_k kernel[p, k] * x[j * stride + k]`` for every block whose
+    ``kernel.shape[1]`` inputs are all present; the unused rest stays in ``tail``.
+    Returns the number of blocks written (``out`` has room for them).
+    """
+    n_phase, taps = kernel.shape
+    held = fill[0]
+    n = _n_frames(held, chunk.shape[0], taps, stride)
+    for j in range(n):
+        start = j * stride
+        for p in range(n_phase):
+            acc = 0.0
+            for k in range(taps):
+                i = start + k
+                acc += kernel[p, k] * (tail[i] if i < held else chunk[i - held])
+            out[j * n_phase + p] = acc
+    total = held + chunk.shape[0]
+    first = n * stride
+    kept = total - first
+    for k in range(kept):
+        i = first + k
+        tail[k] = tail[i] if i < held else chunk[i - held]
+    fill[0] = kept
+    return n

@@ -1,0 +1,189 @@
+r"""Streaming log-mel features, equal to ``torchaudio.transforms.MelSpectrogram`` plus a log.
+
+For each STFT frame ``X_i`` (:mod:`eventsp.audio.stft`) and mel band ``m``
+(:mod:`eventsp.audio.mel`):
+
+.. math:: F_i[m] = \ln\Big(\sum_k \mathrm{fb}[k, m]\, |X_i[k]|^{p} + \epsilon\Big)
+
+with ``p = power`` (2: power, 1: magnitude) and ``epsilon = log_offset``. With the same
+parameters, ``torch.log(MelSpectrogram(...)(x) + log_offset).T`` gives the same numbers
+(``tests/audio/test_logmel.py`` checks within 1e-4, on real speech).
+
+Streaming: :func:`logmel_step` takes chunks of any size (10 ms, one sample, a whole file) and
+returns the feature frames they complete; the state is the framing tail (fewer than ``n_fft``
+samples), so the cost per chunk does not grow with the stream. :func:`logmel` runs the same
+step once over a whole signal, with optional ``center=True`` reflect padding as torchaudio's
+default does. Frame ``i`` covers samples ``[i * hop, i * hop + n_fft)`` of the stream
+(``state.frames`` counts the frames so far).
+
+Numba does the framing and the mel + log; ``numpy.fft.rfft`` does the FFT of all the frames of
+a chunk in one call (``bench/audio_frontend.py`` measures the split).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, replace
+from typing import NamedTuple
+
+import numpy as np
+
+from eventsp.audio._kernels import _mel_log
+from eventsp.audio.mel import MelNorm, MelScale, mel_filterbank
+from eventsp.audio.stft import (
+    STFTConfig,
+    WindowName,
+    _as_chunk,
+    _reflect_pad,
+    _require_streaming,
+    _window,
+    frame_step,
+)
+
+__all__ = ["LogMelConfig", "LogMelState", "init_logmel_state", "logmel", "logmel_step"]
+
+
+@dataclass(frozen=True)
+class LogMelConfig:
+    """Parameters of the log-mel front-end (defaults: 40 mels, 25 ms windows, 10 ms hops).
+
+    Attributes
+    ----------
+    sample_rate: input sample rate in Hz (resample first; see :mod:`eventsp.audio.resample`).
+    n_fft, win_length, hop_length, window: framing in samples, as :class:`STFTConfig`.
+    n_mels: number of mel bands.
+    f_min, f_max: band edges in Hz; ``f_max=None`` means ``sample_rate // 2``.
+    power: exponent of the magnitude, 2.0 (power) or 1.0 (magnitude), or any positive float.
+    mel_scale, norm: filterbank options, as ``torchaudio.functional.melscale_fbanks``.
+    log: take the natural log; False returns the mel spectrogram itself.
+    log_offset: added before the log so that silence gives ``log(log_offset)``, not -inf.
+    center: offline only, reflect-pad ``n_fft // 2`` at both ends (torchaudio's default).
+    """
+
+    sample_rate: int = 16000
+    n_fft: int = 400
+    win_length: int | None = None
+    hop_length: int = 160
+    n_mels: int = 40
+    f_min: float = 0.0
+    f_max: float | None = None
+    window: WindowName = "hann"
+    power: float = 2.0
+    mel_scale: MelScale = "htk"
+    norm: MelNorm = None
+    log: bool = True
+    log_offset: float = 1e-6
+    center: bool = False
+
+    def __post_init__(self) -> None:
+        if self.win_length is None:
+            object.__setattr__(self, "win_length", self.n_fft)
+        if self.f_max is None:
+            object.__setattr__(self, "f_max", float(self.sample_rate // 2))
+        rate = self.sample_rate
+        if isinstance(rate, bool) or not isinstance(rate, int | np.integer) or rate < 1:
+            raise ValueError(f"sample_rate is {rate!r}; expected a positive integer in Hz")
+        if isinstance(self.n_mels, bool) or not isinstance(self.n_mels, int) or self.n_mels < 1:
+            raise ValueError(f"n_mels is {self.n_mels!r}; expected a positive integer")
+        if not self.power > 0:
+            raise ValueError(f"power is {self.power!r}; expected 2.0 (power) or 1.0 (magnitude)")
+        if not self.log_offset > 0:
+            raise ValueError(
+                f"log_offset is {self.log_offset!r}; expected a positive number such as 1e-6 "
+                "(it keeps log(0) finite)"
+            )
+        if self.f_max > rate / 2:
+            raise ValueError(
+                f"f_max is {self.f_max} Hz, above the Nyquist frequency {rate / 2} Hz of "
+                f"sample_rate={rate}; use f_max <= sample_rate / 2"
+            )
+        self.stft  # validates the framing  # noqa: B018
+        _plan(self)  # validates the filterbank
+
+    @property
+    def stft(self) -> STFTConfig:
+        """The framing of these features as an :class:`STFTConfig`."""
+        return STFTConfig(self.n_fft, self.hop_length, self.win_length, self.window, self.center)
+
+    @property
+    def frame_rate_hz(self) -> float:
+        """Feature frames per second of audio."""
+        return self.sample_rate / self.hop_length
+
+
+class _Plan(NamedTuple):
+    window: np.ndarray
+    fb: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+
+@functools.lru_cache(maxsize=64)
+def _plan(config: LogMelConfig) -> _Plan:
+    fb = mel_filterbank(
+        config.n_fft // 2 + 1,
+        config.f_min,
+        config.f_max,
+        config.n_mels,
+        config.sample_rate,
+        config.norm,
+        config.mel_scale,
+    )
+    nonzero = fb != 0.0
+    lo = np.argmax(nonzero, axis=0).astype(np.int64)
+    hi = (fb.shape[0] - np.argmax(nonzero[::-1], axis=0)).astype(np.int64)
+    window = _window(config.n_fft, config.win_length, config.window)
+    return _Plan(window, np.ascontiguousarray(fb), lo, hi)
+
+
+class LogMelState(NamedTuple):
+    """A stream's front-end state (the framing tail; see :class:`eventsp.audio.FrameState`).
+
+    Attributes
+    ----------
+    tail: ``(n_fft,)`` float64; the first ``fill[0]`` entries are samples later frames need.
+    fill: ``(1,)`` int64, number of held samples (fewer than ``n_fft``).
+    frames: ``(1,)`` int64, frames emitted so far.
+    """
+
+    tail: np.ndarray
+    fill: np.ndarray
+    frames: np.ndarray
+
+
+def init_logmel_state(config: LogMelConfig) -> LogMelState:
+    """State of a new stream for :func:`logmel_step`."""
+    return LogMelState(np.zeros(config.n_fft), np.zeros(1, np.int64), np.zeros(1, np.int64))
+
+
+def logmel_step(
+    chunk: np.ndarray, state: LogMelState, config: LogMelConfig
+) -> tuple[np.ndarray, LogMelState]:
+    """Features ``(n_frames, n_mels)`` float32 of the frames ``chunk`` completes, new state.
+
+    ``chunk`` is a 1-D float array of any length at ``config.sample_rate``; the caller's
+    ``state`` is not changed. ``config.center`` must be False.
+    """
+    _require_streaming(config)
+    plan = _plan(config)
+    frames, framed = frame_step(chunk, state, config.hop_length, plan.window)
+    spectra = np.fft.rfft(frames, axis=1)
+    out = np.empty((frames.shape[0], config.n_mels), np.float32)
+    offset = config.log_offset if config.log else 0.0
+    _mel_log(spectra, float(config.power), plan.fb, plan.lo, plan.hi, offset, out)
+    return out, LogMelState(framed.tail, framed.fill, framed.frames)
+
+
+def logmel(signal: np.ndarray, config: LogMelConfig) -> np.ndarray:
+    """Features ``(n_frames, n_mels)`` float32 of a whole 1-D signal (= :func:`logmel_step`).
+
+    With ``center=True`` the signal is reflect-padded by ``n_fft // 2`` at both ends first,
+    giving ``1 + len(signal) // hop`` frames like torchaudio; otherwise
+    ``1 + (len(signal) - n_fft) // hop`` (none when the signal is shorter than ``n_fft``).
+    """
+    samples = _as_chunk(signal)
+    if config.center:
+        samples = _reflect_pad(samples, config.n_fft)
+        config = replace(config, center=False)
+    features, _ = logmel_step(samples, init_logmel_state(config), config)
+    return features
