@@ -1,0 +1,241 @@
+"""The ``eventsp.v1.StreamingService`` servicer: plumbing between gRPC and the tasks.
+
+Each streaming call:
+
+1. counts itself against ``max_streams`` (RESOURCE_EXHAUSTED at the limit);
+2. reads requests into a bounded queue (``queue_chunks``); when it is full the reader stops,
+   so HTTP/2 flow control pushes back on the client (backpressure);
+3. picks the model from the first request, then creates the stream's state with
+   ``task.open_stream()``; the state lives in this call's frame only;
+4. for each request: validate and convert (``convert``), ``task.push``, answer with the
+   chunk's latency (receipt to response);
+5. in ``finally`` (normal end, error, client gone, server stopping): ``task.close(state)``,
+   cancel the reader, uncount the stream.
+
+A stream ends with DEADLINE_EXCEEDED after ``stream_deadline_s`` in total or
+``idle_timeout_s`` without a message. Errors are mapped by :func:`grpc_errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from eventsp.events.contract import init_order
+from eventsp.services import convert
+from eventsp.services.config import ServerConfig
+from eventsp.services.errors import DeadlineExceededError, InvalidArgumentError, grpc_errors
+from eventsp.services.metrics import Metrics
+from eventsp.services.recordings import decode_recording, run_recording
+from eventsp.services.registry import ModelRegistry
+from eventsp.services.tasks import StepResult, StreamingTask
+from eventsp.v1 import models_pb2, service_pb2, service_pb2_grpc
+
+log = logging.getLogger("eventsp.services")
+
+_END = object()
+
+
+class _Stream:
+    """One call's bounded request queue, fed by a reader task; deadlines enforced on get()."""
+
+    def __init__(self, requests: AsyncIterator[Any], config: ServerConfig) -> None:
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=config.queue_chunks)
+        self._deadline = time.monotonic() + config.stream_deadline_s
+        self._config = config
+        self._reader = asyncio.ensure_future(self._read(requests))
+
+    async def _read(self, requests: AsyncIterator[Any]) -> None:
+        try:
+            async for request in requests:
+                await self._queue.put((request, time.perf_counter()))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the transport failed; hand it to the handler
+            await self._queue.put(exc)
+            return
+        await self._queue.put(_END)
+
+    async def next(self) -> tuple[Any, float] | None:
+        """The next (request, receipt time), or ``None`` at the end of the client's stream."""
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise DeadlineExceededError(self._deadline_message())
+        timeout = min(remaining, self._config.idle_timeout_s)
+        try:
+            item = await asyncio.wait_for(self._queue.get(), timeout)
+        except TimeoutError:
+            if timeout < self._config.idle_timeout_s:
+                raise DeadlineExceededError(self._deadline_message()) from None
+            raise DeadlineExceededError(
+                f"no message for {self._config.idle_timeout_s} s (idle_timeout_s); send chunks "
+                "more often or close the stream"
+            ) from None
+        if item is _END:
+            return None
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    def _deadline_message(self) -> str:
+        return (
+            f"the stream reached the server's limit of {self._config.stream_deadline_s} s "
+            "(stream_deadline_s); open a new stream to continue"
+        )
+
+    def close(self) -> None:
+        self._reader.cancel()
+
+
+class StreamingServicer(service_pb2_grpc.StreamingServiceServicer):
+    def __init__(self, registry: ModelRegistry, metrics: Metrics, config: ServerConfig) -> None:
+        self.registry = registry
+        self.metrics = metrics
+        self.config = config
+
+    @contextlib.asynccontextmanager
+    async def _open(self, requests: AsyncIterator[Any], context: Any) -> AsyncIterator[_Stream]:
+        self.metrics.open_stream()
+        stream = _Stream(requests, self.config)
+        log.info("stream opened", extra={"event": "stream_open", "peer": context.peer()})
+        try:
+            yield stream
+        finally:
+            stream.close()
+            self.metrics.close_stream()
+            log.info("stream closed", extra={"event": "stream_close", "peer": context.peer()})
+
+    async def _first(self, stream: _Stream, rpc: str) -> tuple[Any, float]:
+        item = await stream.next()
+        if item is None:
+            raise InvalidArgumentError(
+                f"the {rpc} stream ended before its first message; send at least one request"
+            )
+        return item
+
+    def _record(self, result: StepResult, received: float) -> float:
+        latency_ms = (time.perf_counter() - received) * 1e3
+        self.metrics.record_chunk(latency_ms, result.synops, result.dense_ops)
+        return latency_ms
+
+    @grpc_errors
+    async def StreamAudio(self, request_iterator: Any, context: Any) -> None:  # noqa: N802 (gRPC names)
+        async with self._open(request_iterator, context) as stream:
+            first, received = await self._first(stream, "StreamAudio")
+            task = self.registry.pick(first.model, first.task, kind="audio")
+            state = task.open_stream()
+            try:
+                sequence, samples_total = 0, 0
+                request: Any = first
+                while True:
+                    samples = convert.audio_samples(request, task.info, first)
+                    result, state = task.push(state, samples)
+                    samples_total += samples.size
+                    self.metrics.samples_total += samples.size
+                    latency = self._record(result, received)
+                    await context.write(
+                        convert.audio_response(sequence, result, task.info, latency, samples_total)
+                    )
+                    sequence += 1
+                    item = await stream.next()
+                    if item is None:
+                        break
+                    request, received = item
+                received = time.perf_counter()
+                result, state = task.finish(state)
+                if result.keywords or result.predictions or result.tracks is not None:
+                    latency = self._record(result, received)
+                    await context.write(
+                        convert.audio_response(sequence, result, task.info, latency, samples_total)
+                    )
+            finally:
+                task.close(state)
+
+    @grpc_errors
+    async def StreamEvents(self, request_iterator: Any, context: Any) -> None:  # noqa: N802 (gRPC names)
+        async with self._open(request_iterator, context) as stream:
+            first, received = await self._first(stream, "StreamEvents")
+            task = self.registry.pick(first.model, "classify-events", kind="events")
+            state = task.open_stream()
+            try:
+                sequence, order = 0, init_order()
+                request: Any = first
+                while True:
+                    events, order = convert.event_records(request, task.info, order)
+                    result, state = task.push(state, events)
+                    total, dropped = int(order.passed), int(order.late)
+                    self.metrics.events_total += events.size
+                    latency = self._record(result, received)
+                    await context.write(
+                        convert.events_response(sequence, result, latency, total, dropped)
+                    )
+                    sequence += 1
+                    item = await stream.next()
+                    if item is None:
+                        break
+                    request, received = item
+                received = time.perf_counter()
+                result, state = task.finish(state)
+                latency = self._record(result, received)
+                await context.write(
+                    convert.events_response(sequence, result, latency, total, dropped)
+                )
+            finally:
+                task.close(state)
+
+    @grpc_errors
+    async def ProcessRecording(self, request_iterator: Any, context: Any) -> Any:  # noqa: N802 (gRPC names)
+        async with self._open(request_iterator, context) as stream:
+            first, _ = await self._first(stream, "ProcessRecording")
+            buffer = io.BytesIO()
+            item: Any = (first, 0.0)
+            while item is not None:
+                buffer.write(item[0].data)
+                if buffer.tell() > self.config.max_recording_bytes:
+                    raise InvalidArgumentError(
+                        f"the recording exceeds {self.config.max_recording_bytes} bytes "
+                        "(max_recording_bytes); stream it with StreamAudio/StreamEvents instead"
+                    )
+                item = await stream.next()
+            data = buffer.getvalue()
+            recording = decode_recording(data, first.format, first.filename)
+            task = self.registry.pick(first.model, "", kind=recording.kind)
+            started = time.perf_counter()
+            results, inputs = await asyncio.to_thread(run_recording, task, recording)
+            self._record(StepResult(synops=sum(r.synops for r in results)), started)
+            return convert.recording_response(task.info.name, results, inputs, recording.duration_s)
+
+    @grpc_errors
+    async def ListModels(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC names)
+        return models_pb2.ListModelsResponse(
+            models=[convert.model_info(task.info) for task in self.registry.tasks()]
+        )
+
+    @grpc_errors
+    async def GetModel(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC names)
+        task: StreamingTask = self.registry.get(request.name)
+        return models_pb2.GetModelResponse(model=convert.model_info(task.info))
+
+    @grpc_errors
+    async def GetMetrics(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC names)
+        m = self.metrics
+        pct = m.latency_percentiles_ms()
+        return service_pb2.GetMetricsResponse(
+            open_streams=m.open_streams,
+            streams_total=m.streams_total,
+            streams_refused=m.streams_refused,
+            chunks_total=m.chunks_total,
+            latency_p50_ms=pct["p50"],
+            latency_p90_ms=pct["p90"],
+            latency_p99_ms=pct["p99"],
+            latency_max_ms=pct["max"],
+            synops_total=m.synops_total,
+            dense_ops_total=m.dense_ops_total,
+            samples_total=m.samples_total,
+            events_total=m.events_total,
+        )

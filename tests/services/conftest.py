@@ -1,0 +1,163 @@
+"""Fixtures for the service tests: a real server on 127.0.0.1 port 0 in a background loop.
+
+The tasks here are TEST-ONLY stand-ins for the applications (numpy arithmetic, no model): they
+let the service's plumbing be tested on its own and count the per-stream states they hold, so
+tests can check that every state is released. Runtime-backed tasks are tested in
+``test_adapters.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from eventsp.clients.client import Client
+from eventsp.services.config import ServerConfig
+from eventsp.services.server import create_server
+from eventsp.services.tasks import (
+    KeywordEvent,
+    StepResult,
+    TaskInfo,
+    prediction_from_scores,
+)
+
+
+class LoudnessTestTask:
+    """TEST-ONLY audio task: a 'loud' keyword event for every chunk with RMS above 0.1."""
+
+    def __init__(self, name: str = "test-loudness", task: str = "kws") -> None:
+        self.info = TaskInfo(name=name, task=task, sample_rate_hz=16000, labels=("quiet", "loud"))
+        self.live = 0
+        self.warmed = False
+
+    def warm(self) -> None:
+        self.warmed = True
+
+    def open_stream(self) -> dict:
+        self.live += 1
+        return {"samples": 0, "energy": 0.0}
+
+    def push(self, state: dict, chunk: np.ndarray) -> tuple[StepResult, dict]:
+        t = state["samples"] / self.info.sample_rate_hz
+        rms = float(np.sqrt(np.mean(chunk.astype(np.float64) ** 2))) if chunk.size else 0.0
+        keywords = (KeywordEvent("loud", min(1.0, rms), t),) if rms > 0.1 else ()
+        tracks = np.stack([chunk, -chunk]) if self.info.task == "separate" else None
+        new = {"samples": state["samples"] + chunk.size, "energy": state["energy"] + rms}
+        return StepResult(keywords=keywords, tracks=tracks, synops=float(chunk.size)), new
+
+    def finish(self, state: dict) -> tuple[StepResult, dict]:
+        scores = np.array([-state["energy"], state["energy"]])
+        t = state["samples"] / self.info.sample_rate_hz
+        return StepResult(
+            predictions=(prediction_from_scores(scores, self.info.labels, t, final=True),)
+        ), state
+
+    def close(self, state: dict) -> None:
+        self.live -= 1
+
+
+class PolarityTestTask:
+    """TEST-ONLY event task: predicts 'on' or 'off' from the polarity counts so far."""
+
+    def __init__(self) -> None:
+        self.info = TaskInfo(
+            name="test-polarity",
+            task="classify-events",
+            sensor_size=(34, 34, 2),
+            labels=("off", "on"),
+        )
+        self.live = 0
+
+    def warm(self) -> None:
+        pass
+
+    def open_stream(self) -> np.ndarray:
+        self.live += 1
+        return np.zeros(3, dtype=np.int64)  # off count, on count, last t
+
+    def push(self, state: np.ndarray, events: np.ndarray) -> tuple[StepResult, np.ndarray]:
+        on = int(events["p"].sum())
+        new = state + np.array([events.size - on, on, 0])
+        if events.size:
+            new[2] = events["t"][-1]
+        pred = prediction_from_scores(
+            new[:2].astype(float) / max(1, new[:2].sum()), self.info.labels, new[2] * 1e-6
+        )
+        return StepResult(predictions=(pred,), synops=float(events.size)), new
+
+    def finish(self, state: np.ndarray) -> tuple[StepResult, np.ndarray]:
+        scores = state[:2].astype(float) / max(1, state[:2].sum())
+        return StepResult(
+            predictions=(
+                prediction_from_scores(scores, self.info.labels, state[2] * 1e-6, final=True),
+            )
+        ), state
+
+    def close(self, state: np.ndarray) -> None:
+        self.live -= 1
+
+
+class RunningServer:
+    """A started server on its own event loop thread; ``call`` runs coroutines on it."""
+
+    def __init__(self, config: ServerConfig, tasks: list | None) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server, self.port = self.call(create_server(config, tasks))
+        self.call(self.server.start())
+        self.address = f"127.0.0.1:{self.port}"
+        self.stopped = False
+
+    def call(self, coro, timeout: float = 60.0):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self, grace_s: float = 0.0) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        self.call(self.server.stop(grace_s))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def start_server() -> Iterator:
+    """``start_server(config=None, tasks=None) -> RunningServer``; all stopped at teardown."""
+    started: list[RunningServer] = []
+
+    def start(config: ServerConfig | None = None, tasks: list | None = None) -> RunningServer:
+        running = RunningServer(config or ServerConfig(port=0), tasks)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture
+def audio_task() -> LoudnessTestTask:
+    return LoudnessTestTask()
+
+
+@pytest.fixture
+def event_task() -> PolarityTestTask:
+    return PolarityTestTask()
+
+
+@pytest.fixture
+def served(start_server, audio_task, event_task):
+    """(server, client) with the two test tasks and a separation test task."""
+    running = start_server(
+        tasks=[audio_task, event_task, LoudnessTestTask("test-split", "separate")]
+    )
+    client = Client(running.address)
+    client.wait_serving()
+    yield running, client
+    client.close()
