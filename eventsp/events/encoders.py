@@ -1,0 +1,302 @@
+"""Streaming event encoders: packets in, frames ``(T, C, H, W)`` float32 out.
+
+A :class:`FrameEncoder` is a frozen config; its per-stream state is an :class:`EncoderState`
+(plain arrays) passed in and returned::
+
+    encoder = FrameEncoder((34, 34, 2), time_window_us=30_000)
+    state = encoder.init_state()
+    for packet in recording.packets():           # cut anywhere
+        frames, state = encoder.push(packet, state)   # the windows this packet completed
+    frames, state = encoder.flush(state)          # the end of the recording
+
+Each packet goes through the time-order policy (:func:`~eventsp.events.contract.order_packet`:
+sorted, late events dropped and counted in ``state.order``), then the filters in order
+(:mod:`eventsp.events.filters`), then windowing and one representation.
+
+Windows (tonic's ``SliceByTime`` / ``SliceByEventCount``, exactly)
+    By time: window ``k`` holds events with ``t0 + kS <= t < t0 + kS + L``, ``L`` =
+    ``time_window_us``, stride ``S = L - overlap``, ``t0`` the first event's time. It is emitted
+    once an event at or after its end has arrived. By count: window ``k`` holds events
+    ``[kS, kS + N)`` of the stream and is emitted when its last event arrives. At
+    :meth:`FrameEncoder.flush`, a recording that completed no window yields one window with all
+    its events, and ``include_incomplete`` adds the trailing partial windows tonic adds.
+Representations (C channels)
+    ``"count"``: events per polarity, C = P (tonic's ``ToFrame``); ``"binary"``: the same
+    clipped to 1; ``"voxel"``: tonic's ``ToVoxelGrid`` of each window, its B time bins as the
+    channels; ``"timesurface"``: tonic's ``ToTimesurface`` (time windows of ``dt`` without
+    overlap), C = P. Math in :mod:`eventsp.events.kernels`.
+
+Deliberate differences from tonic, all at edges:
+
+- empty input keeps the frame layout: zero windows give shape ``(0, C, H, W)`` (tonic's
+  ``ToFrame`` returns one ``(1, P, W, H)`` frame, with W and H swapped);
+- voxel grids use ``p`` as +1/-1 (tonic's intent; on its bool ``p`` field its
+  ``pols[pols == 0] = -1`` leaves every sign +1). A window whose events share one timestamp
+  puts them all in bin 0 (tonic divides by zero), and an empty window is all zeros;
+- timestamps, windows and overlaps are integer microseconds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import numpy as np
+
+from eventsp.events.contract import (
+    OrderState,
+    SensorSize,
+    check_sensor_size,
+    empty_events,
+    init_order,
+    order_packet,
+    validate_events,
+)
+from eventsp.events.filters import Filter
+from eventsp.events.kernels import _count_frames, _time_surfaces, _voxel_grids
+
+__all__ = ["EncoderState", "FrameEncoder", "Representation", "encode_stream"]
+
+Representation = Literal["count", "binary", "voxel", "timesurface"]
+_REPRESENTATIONS = ("count", "binary", "voxel", "timesurface")
+
+
+class EncoderState(NamedTuple):
+    """Per-stream encoder state (replace it with the one each call returns).
+
+    order: the time-order bookkeeping (``order.late`` counts dropped late events).
+    filters: one state array per filter.
+    buffer: events (after filters) that windows not yet emitted may still need.
+    origin: int64; by time, the first event's t (µs); by count, the stream index of buffer[0].
+    started: bool, whether any event reached the windowing.
+    next_window: int64, index of the next window to emit.
+    n_events: int64, events that reached the windowing; t_last: int64, the latest one's t (µs).
+    memory: float64 (P, H, W) latest time per pixel for time surfaces, else empty.
+    """
+
+    order: OrderState
+    filters: tuple[np.ndarray, ...]
+    buffer: np.ndarray
+    origin: np.ndarray
+    started: np.ndarray
+    next_window: np.ndarray
+    n_events: np.ndarray
+    t_last: np.ndarray
+    memory: np.ndarray
+
+
+def _i64(value: int) -> np.ndarray:
+    return np.array(value, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class FrameEncoder:
+    """Windowing plus one representation, with optional filters before it (see module doc).
+
+    sensor_size: (W, H, P) of the incoming events. Exactly one of ``time_window_us`` (µs) and
+    ``event_count`` sets the windows; ``overlap`` is in the same unit. ``n_time_bins`` is the
+    voxel grid's B; ``tau_us`` the time surfaces' decay constant (µs).
+    """
+
+    sensor_size: SensorSize
+    time_window_us: int | None = None
+    event_count: int | None = None
+    overlap: int = 0
+    include_incomplete: bool = False
+    representation: Representation = "count"
+    n_time_bins: int = 5
+    tau_us: float = 5000.0
+    filters: tuple[Filter, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sensor_size", check_sensor_size(self.sensor_size))
+        object.__setattr__(self, "filters", tuple(self.filters))
+        if (self.time_window_us is None) == (self.event_count is None):
+            raise ValueError(
+                f"set exactly one of time_window_us ({self.time_window_us!r}) and event_count "
+                f"({self.event_count!r}): windows are cut by time or by event count"
+            )
+        length = self.time_window_us if self.time_window_us is not None else self.event_count
+        if int(length) != length or length < 1 or int(self.overlap) != self.overlap:
+            raise ValueError(
+                f"window length {length!r} must be a positive integer and overlap "
+                f"{self.overlap!r} an integer (µs for time windows, events for count windows)"
+            )
+        if not 0 <= self.overlap < length:
+            raise ValueError(
+                f"overlap={self.overlap} must lie in [0, {length}) so that windows advance; "
+                "use a smaller overlap or a longer window"
+            )
+        if self.representation not in _REPRESENTATIONS:
+            raise ValueError(
+                f"representation {self.representation!r} is not one of {_REPRESENTATIONS}"
+            )
+        if self.representation == "voxel":
+            if self.n_time_bins < 1:
+                raise ValueError(f"n_time_bins={self.n_time_bins} must be at least 1")
+            if self.output_size[2] != 2:
+                raise ValueError("voxel grids need a sensor with two polarities (P=2)")
+        if self.representation == "timesurface":
+            if self.time_window_us is None or self.overlap or self.include_incomplete:
+                raise ValueError(
+                    "time surfaces are taken every time_window_us (tonic's dt) without overlap "
+                    "or incomplete windows; set time_window_us and leave the rest at defaults"
+                )
+            if not self.tau_us > 0:
+                raise ValueError(f"tau_us={self.tau_us!r} must be positive")
+
+    @property
+    def output_size(self) -> SensorSize:
+        """(W, H, P) after the filters."""
+        size = self.sensor_size
+        for f in self.filters:
+            size = f.output_size(size)
+        return size
+
+    @property
+    def frame_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one output frame."""
+        W, H, P = self.output_size
+        return (self.n_time_bins if self.representation == "voxel" else P, H, W)
+
+    def _length_stride(self) -> tuple[int, int]:
+        length = int(self.time_window_us if self.time_window_us is not None else self.event_count)
+        return length, length - int(self.overlap)
+
+    def init_state(self) -> EncoderState:
+        """A fresh state for a new stream."""
+        sizes = [self.sensor_size]
+        for f in self.filters:
+            sizes.append(f.output_size(sizes[-1]))
+        W, H, P = self.output_size
+        memory = (
+            np.full((P, H, W), -np.inf)
+            if self.representation == "timesurface"
+            else np.zeros((0, 0, 0))
+        )
+        return EncoderState(
+            order=init_order(),
+            filters=tuple(f.init_state(s) for f, s in zip(self.filters, sizes, strict=False)),
+            buffer=empty_events(),
+            origin=_i64(0),
+            started=np.array(False),
+            next_window=_i64(0),
+            n_events=_i64(0),
+            t_last=_i64(0),
+            memory=memory,
+        )
+
+    def push(self, events: np.ndarray, state: EncoderState) -> tuple[np.ndarray, EncoderState]:
+        """Feed one packet; returns the frames of the windows it completed, ``(n, C, H, W)``."""
+        validate_events(events, self.sensor_size)
+        events, order = order_packet(events, state.order)
+        size = self.sensor_size
+        filter_states = []
+        for f, s in zip(self.filters, state.filters, strict=True):
+            events, s = f.apply(events, size, s)
+            size = f.output_size(size)
+            filter_states.append(s)
+        state = state._replace(order=order, filters=tuple(filter_states))
+        if events.size == 0:
+            return self._frames(0), state
+        buffer = np.concatenate((state.buffer, events)) if state.buffer.size else events
+        started = bool(state.started)
+        origin = int(state.origin) if started or self.event_count else int(events["t"][0])
+        n_events = int(state.n_events) + int(events.size)
+        t_last = int(events["t"][-1])
+        state = state._replace(
+            buffer=buffer,
+            origin=_i64(origin),
+            started=np.array(True),
+            n_events=_i64(n_events),
+            t_last=_i64(t_last),
+        )
+        length, stride = self._length_stride()
+        span = (t_last - origin) if self.time_window_us is not None else n_events
+        complete = (span - length) // stride + 1 if span >= length else 0
+        return self._emit(state, max(complete, int(state.next_window)))
+
+    def flush(self, state: EncoderState) -> tuple[np.ndarray, EncoderState]:
+        """End the stream: emit the last windows (see module doc); returns a fresh state."""
+        if not bool(state.started):
+            return self._frames(0), self.init_state()
+        length, stride = self._length_stride()
+        if self.time_window_us is not None:
+            span = int(state.t_last) - int(state.origin)
+        else:
+            span = int(state.n_events)
+            length = min(length, span)
+        rounding = math.ceil if self.include_incomplete else math.floor
+        n_windows = max(int(rounding((span - length) / stride) + 1), 1)
+        frames, _ = self._emit(state, max(n_windows, int(state.next_window)))
+        return frames, self.init_state()._replace(order=state.order)
+
+    def encode(self, events: np.ndarray) -> np.ndarray:
+        """A whole recording at once (one push and a flush): frames ``(T, C, H, W)``."""
+        state = self.init_state()
+        first, state = self.push(events, state)
+        last, _ = self.flush(state)
+        return np.concatenate((first, last))
+
+    def _frames(self, n: int) -> np.ndarray:
+        return np.zeros((n, *self.frame_shape), dtype=np.float32)
+
+    def _emit(self, state: EncoderState, stop: int) -> tuple[np.ndarray, EncoderState]:
+        """Frames of windows ``[state.next_window, stop)``; drops buffered events no longer
+        needed."""
+        first = int(state.next_window)
+        out = self._frames(stop - first)
+        if stop <= first:
+            return out, state
+        length, stride = self._length_stride()
+        buffer, origin = state.buffer, int(state.origin)
+        k = np.arange(first, stop, dtype=np.int64)
+        if self.time_window_us is not None:
+            t = buffer["t"]
+            start_t = origin + k * stride
+            starts = np.searchsorted(t, start_t).astype(np.int64)
+            ends = np.searchsorted(t, start_t + length).astype(np.int64)
+            keep_from = int(np.searchsorted(t, origin + stop * stride))
+            new_origin = origin
+        else:
+            starts = np.minimum(k * stride - origin, buffer.size)
+            ends = np.minimum(starts + length, buffer.size)
+            keep_from = min(stop * stride - origin, buffer.size)
+            new_origin = origin + keep_from
+        x, y, t, p = buffer["x"], buffer["y"], buffer["t"], buffer["p"]
+        two = self.output_size[2] == 2
+        memory = state.memory
+        if self.representation in ("count", "binary"):
+            _count_frames(x, y, p, starts, ends, two, out)
+            if self.representation == "binary":
+                np.minimum(out, 1.0, out=out)
+        elif self.representation == "voxel":
+            scratch = np.zeros(self.frame_shape, dtype=np.float64)
+            _voxel_grids(x, y, t, p, starts, ends, scratch, out)
+        else:
+            memory = memory.copy()
+            end_t = (origin + k * stride + length).astype(np.int64)
+            _time_surfaces(x, y, t, p, starts, ends, end_t, two, float(self.tau_us), memory, out)
+        state = state._replace(
+            buffer=buffer[keep_from:].copy(),
+            origin=_i64(new_origin),
+            next_window=_i64(stop),
+            memory=memory,
+        )
+        return out, state
+
+
+def encode_stream(
+    encoder: FrameEncoder, packets: Iterable[np.ndarray], state: EncoderState | None = None
+) -> Iterator[np.ndarray]:
+    """Frames for a stream of packets, as they complete, then the flush; constant memory."""
+    state = encoder.init_state() if state is None else state
+    for packet in packets:
+        frames, state = encoder.push(packet, state)
+        if frames.shape[0]:
+            yield frames
+    frames, _ = encoder.flush(state)
+    if frames.shape[0]:
+        yield frames
