@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
-from eventsp.clients.client import Client
+from eventsp.clients.client import Client, ServiceCallError
 from eventsp.services.config import ServerConfig
 from eventsp.services.server import create_server
 from eventsp.services.tasks import (
@@ -161,3 +162,54 @@ def served(start_server, audio_task, event_task):
     client.wait_serving()
     yield running, client
     client.close()
+
+
+def _wait_until(predicate, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+class HeldStream:
+    """A StreamAudio call that sent one chunk and waits (in a thread) until released."""
+
+    def __init__(self, client: Client, **kwargs) -> None:
+        self.release = threading.Event()
+        self.responses: list = []
+        self.error: ServiceCallError | None = None
+
+        def chunks():
+            yield np.zeros(160, np.float32)
+            self.release.wait(30)
+            yield np.full(160, 0.5, np.float32)
+
+        def consume():
+            try:
+                for r in client.stream_audio(chunks(), sample_rate_hz=16000, **kwargs):
+                    self.responses.append(r)
+            except ServiceCallError as exc:
+                self.error = exc
+
+        self.thread = threading.Thread(target=consume, daemon=True)
+        self.thread.start()
+        if not _wait_until(lambda: self.responses or self.error):
+            raise TimeoutError("the held stream got no first response")
+
+    def finish(self, timeout_s: float = 10.0) -> None:
+        self.release.set()
+        self.thread.join(timeout_s)
+
+
+@pytest.fixture
+def wait_until():
+    """``wait_until(predicate, timeout_s=10) -> bool``: poll until true or timed out."""
+    return _wait_until
+
+
+@pytest.fixture
+def held_stream():
+    """``held_stream(client, **kwargs)``: a StreamAudio call held open until ``.finish()``."""
+    return HeldStream
