@@ -24,6 +24,10 @@ from eventsp import __version__
 COMMANDS: dict[str, str] = {
     "demo": "eventsp.cli.demo",
     "info": "eventsp.cli.info",
+    "inspect": "eventsp.cli.inspect",
+    "serve": "eventsp.cli.serve",
+    "stream-audio": "eventsp.cli.stream_audio",
+    "stream-events": "eventsp.cli.stream_events",
 }
 
 
