@@ -35,10 +35,23 @@ class UsageError(Exception):
     """A problem with what the user asked for; printed without a traceback, exit status 2."""
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Measures sub-command names at the indent they are printed at (argparse counts them two
+    columns short, which wraps names longer than nine characters, like ``stream-events``)."""
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        names = [len(a.dest) for a in getattr(action, "_choices_actions", ())]
+        if names and action.help is not argparse.SUPPRESS:
+            indent = self._current_indent + self._indent_increment
+            self._action_max_length = max(self._action_max_length, max(names) + indent)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="eventsp",
         description="Streaming spiking neural networks for event cameras and audio.",
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"eventsp {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
