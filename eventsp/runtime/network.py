@@ -1,0 +1,261 @@
+"""``Network``: a compiled graph plus the per-stream state it advances, one frame at a time.
+
+A network holds only read-only compiled arrays; every stream's state is a
+:class:`NetworkState` (plain numpy arrays, one row per stream) that the caller owns. Two
+networks and any number of states live side by side; nothing is global.
+
+``step`` and ``run`` update the given state's arrays **in place** and return the same state
+(no allocation per frame beyond the output array). To keep a copy, :func:`snapshot` it;
+:func:`restore` copies a snapshot back into a live state.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+
+from eventsp.kernels import layout as lay
+from eventsp.kernels.program import execute
+from eventsp.model import graph as g
+from eventsp.runtime.program import Program, compile_graph
+
+__all__ = ["Network", "NetworkState", "restore", "snapshot"]
+
+Mode = Literal["float", "fixed"]
+SPIKING = ("IF", "LIF", "MultiSpike")
+ACTIVATIONS = ("IF", "LIF", "MultiSpike", "ReLU")
+SYNAPTIC = ("Dense", "Conv2d", "CausalConv1d", "LMUMemory")
+
+
+class NetworkState(NamedTuple):
+    """The state of ``batch`` streams (row ``b`` is stream ``b``).
+
+    values: (batch, n_values) float32: membranes, temporal-conv history, LMU memories, readout
+        accumulators.
+    acts: (batch, n_acts) float32: every layer's output of the last frame.
+    steps: (batch,) int64: frames each stream has run since it was created or reset.
+    counters: (batch, n_ops, NCOUNT) float64: per-op operation and activity counters.
+    """
+
+    values: np.ndarray
+    acts: np.ndarray
+    steps: np.ndarray
+    counters: np.ndarray
+
+    @property
+    def batch(self) -> int:
+        return self.steps.shape[0]
+
+
+def snapshot(state: NetworkState) -> NetworkState:
+    """A deep copy of ``state`` (the live state keeps changing in place)."""
+    return NetworkState(*(np.array(a, copy=True) for a in state))
+
+
+def restore(state: NetworkState, saved: NetworkState) -> NetworkState:
+    """Copy ``saved`` into ``state`` in place and return ``state``."""
+    for live, old in zip(state, saved, strict=True):
+        if live.shape != old.shape:
+            raise ValueError(
+                f"snapshot has arrays of shape {old.shape}, the state {live.shape}; restore a "
+                "snapshot taken from a state of the same network and batch size"
+            )
+        live[...] = old
+    return state
+
+
+class Network:
+    """A graph compiled for the runtime.
+
+    Parameters
+    ----------
+    graph:
+        The model graph.
+    mode:
+        ``"float"`` (float32 arithmetic). ``"fixed"`` is not available in this runtime yet.
+    """
+
+    def __init__(self, graph: g.Graph, mode: Mode = "float") -> None:
+        if mode != "float":
+            raise ValueError(
+                f"mode={mode!r} is not supported; this runtime runs mode='float' only "
+                "(fixed-point execution is not implemented yet)"
+            )
+        self.graph = graph
+        self.mode = mode
+        shapes = graph.shapes()
+        self.input_shape: tuple[int, ...] = shapes[graph.input_name]
+        self.output_shape: tuple[int, ...] = shapes[graph.output_name]
+        self.program: Program = compile_graph(graph)
+        self.parameter_bytes = int(
+            sum(
+                int(arr.nbytes)
+                for node in graph.nodes.values()
+                for arr in node.to_dict()[1].values()
+            )
+        )
+
+    @classmethod
+    def from_file(cls, path: str | Path, mode: Mode = "float") -> Network:
+        """Load an ``.esp`` model file (see ``eventsp.model.format``) and compile its graph."""
+        from eventsp.model.format import load_model
+
+        return cls(load_model(path).graph, mode=mode)
+
+    def init_state(self, batch: int = 1) -> NetworkState:
+        """A fresh state for ``batch`` streams: every membrane, memory and counter at zero."""
+        if int(batch) != batch or batch < 1:
+            raise ValueError(f"batch is {batch!r}; expected an int >= 1 (streams to hold)")
+        p = self.program
+        return NetworkState(
+            values=np.zeros((batch, p.n_values), np.float32),
+            acts=np.zeros((batch, p.n_acts), np.float32),
+            steps=np.zeros(batch, np.int64),
+            counters=np.zeros((batch, p.code.shape[0], lay.NCOUNT), np.float64),
+        )
+
+    def _check_state(self, state: NetworkState) -> None:
+        p = self.program
+        if (
+            not isinstance(state, NetworkState)
+            or state.values.shape[1:] != (p.n_values,)
+            or state.acts.shape[1:] != (p.n_acts,)
+            or state.counters.shape[1:] != (p.code.shape[0], lay.NCOUNT)
+        ):
+            raise ValueError(
+                "state does not belong to this network; create it with net.init_state(batch)"
+            )
+
+    def run(self, xs: np.ndarray, state: NetworkState) -> tuple[np.ndarray, NetworkState]:
+        """Advance every stream by ``T`` frames: ``xs`` is ``(T, batch, *input_shape)``.
+
+        Returns the outputs ``(T, batch, *output_shape)`` float32 and ``state`` (updated in
+        place). The same as ``T`` calls of :meth:`step`, bit for bit.
+        """
+        self._check_state(state)
+        xs = np.ascontiguousarray(xs, dtype=np.float32)
+        batch = state.steps.shape[0]
+        if xs.ndim < 2 or xs.shape[1] != batch or xs.shape[2:] != self.input_shape:
+            raise ValueError(
+                f"frames have shape {xs.shape}; expected (T, {batch}, "
+                f"{', '.join(map(str, self.input_shape))}) for this network and state"
+            )
+        p = self.program
+        frames = xs.reshape(xs.shape[0], batch, p.n_in)
+        outs = np.empty((xs.shape[0], batch, p.n_out), np.float32)
+        execute(
+            p.code, p.params, frames, outs, state.values, state.acts, state.steps, state.counters
+        )
+        return outs.reshape((xs.shape[0], batch, *self.output_shape)), state
+
+    def step(self, x: np.ndarray, state: NetworkState) -> tuple[np.ndarray, NetworkState]:
+        """Advance every stream by one frame: ``x`` is ``(batch, *input_shape)``."""
+        if type(x) is not np.ndarray or x.dtype != np.float32 or not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x, dtype=np.float32)
+        p = self.program
+        batch = state.steps.shape[0]
+        if x.shape[0] != batch or x.size != batch * p.n_in or x.shape[1:] != self.input_shape:
+            raise ValueError(
+                f"frame has shape {x.shape}; expected ({batch}, "
+                f"{', '.join(map(str, self.input_shape))}) for this network and state"
+            )
+        if state.values.shape[1] != p.n_values or state.acts.shape[1] != p.n_acts:
+            self._check_state(state)
+        outs = np.empty((1, batch, p.n_out), np.float32)
+        execute(
+            p.code,
+            p.params,
+            x.reshape(1, batch, p.n_in),
+            outs,
+            state.values,
+            state.acts,
+            state.steps,
+            state.counters,
+        )
+        return outs.reshape((batch, *self.output_shape)), state
+
+    def reset(self, state: NetworkState, streams: Any = None) -> NetworkState:
+        """Zero the state and counters of ``streams`` (indices, a mask or ``None`` for all)."""
+        self._check_state(state)
+        index = slice(None) if streams is None else np.asarray(streams)
+        if (
+            isinstance(index, np.ndarray)
+            and index.dtype != np.bool_
+            and index.size
+            and (index.min() < -state.batch or index.max() >= state.batch)
+        ):
+            raise ValueError(f"streams {streams!r} out of range for batch {state.batch}")
+        for arr in state:
+            arr[index] = 0
+        return state
+
+    def node_state(self, state: NetworkState, name: str) -> np.ndarray:
+        """A view ``(batch, size)`` of node ``name``'s state in ``state.values``.
+
+        IF, LIF and MultiSpike: membranes; LMUMemory: memories ``m[c, i]``; Readout: the
+        accumulated sum; CausalConv1d: its ring of past input frames.
+        """
+        p = self.program
+        for k, op_name in enumerate(p.op_names):
+            if op_name == name and p.code[k, lay.S0] >= 0:
+                start = int(p.code[k, lay.S0])
+                size = int(p.code[k, lay.N_OUT])
+                if p.code[k, lay.OP] == lay.CCONV1D:
+                    size = int(p.code[k, lay.H] * p.code[k, lay.N_IN])
+                return state.values[:, start : start + size]
+        raise KeyError(f"node {name!r} has no state; stateful nodes: {self._stateful()}")
+
+    def _stateful(self) -> list[str]:
+        p = self.program
+        return [n for k, n in enumerate(p.op_names) if p.code[k, lay.S0] >= 0]
+
+    def counters(self, state: NetworkState) -> list[dict[str, Any]]:
+        """NeuroBench-style counters of each stream since it was created or reset.
+
+        Per stream: ``steps``; ``effective_acs`` (nonzero binary inputs x fan-out, summed over
+        synaptic layers), ``effective_macs`` (the same for non-binary inputs, and LMU memory
+        updates), ``effective_synops`` (their sum), ``dense_ops`` (every multiply-accumulate a
+        dense implementation does); ``activation_sparsity`` (the fraction of zero outputs of
+        IF/LIF/MultiSpike/ReLU layers over all frames); ``spikes`` per spiking layer (for
+        MultiSpike the sum of the counts ``|n|``); ``neurons`` per spiking layer.
+        """
+        self._check_state(state)
+        p = self.program
+        result = []
+        for b in range(state.batch):
+            cnt = state.counters[b]
+            acs = macs = dense = nonzero = total = 0.0
+            spikes: dict[str, float] = {}
+            neurons: dict[str, int] = {}
+            for k, (name, kind) in enumerate(zip(p.op_names, p.op_kinds, strict=True)):
+                acs += cnt[k, lay.ACS]
+                macs += cnt[k, lay.MACS]
+                dense += cnt[k, lay.DENSE_OPS]
+                if kind in ACTIVATIONS:
+                    nonzero += cnt[k, lay.NONZERO]
+                    total += cnt[k, lay.TOTAL]
+                if kind in SPIKING:
+                    spikes[name] = float(cnt[k, lay.SPIKES])
+                    neurons[name] = int(p.code[k, lay.N_OUT])
+            result.append(
+                {
+                    "steps": int(state.steps[b]),
+                    "effective_acs": acs,
+                    "effective_macs": macs,
+                    "effective_synops": acs + macs,
+                    "dense_ops": dense,
+                    "activation_sparsity": 1.0 - nonzero / total if total else 0.0,
+                    "spikes": spikes,
+                    "neurons": neurons,
+                }
+            )
+        return result
+
+    def __repr__(self) -> str:
+        n_ops = self.program.code.shape[0]
+        return (
+            f"Network(input={self.input_shape}, output={self.output_shape}, ops={n_ops}, "
+            f"mode={self.mode!r}, parameter_bytes={self.parameter_bytes})"
+        )
