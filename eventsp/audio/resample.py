@@ -96,7 +96,10 @@ def _plan(config: ResampleConfig) -> _Plan:
     if config.method == "sinc_interp_hann":
         window = np.cos(t * math.pi / width_taps / 2) ** 2
     else:
-        window = np.i0(config.beta * np.sqrt(1 - (t / width_taps) ** 2)) / np.i0(config.beta)
+        # torchaudio holds beta, and so I0(beta), in float32; round the same way to match it.
+        beta = float(np.float32(config.beta))
+        norm = float(np.float32(np.i0(beta)))
+        window = np.i0(beta * np.sqrt(1 - (t / width_taps) ** 2)) / norm
     t = t * math.pi
     with np.errstate(invalid="ignore", divide="ignore"):
         kernel = np.where(t == 0, 1.0, np.sin(t) / t)
