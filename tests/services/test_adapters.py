@@ -1,0 +1,157 @@
+"""Served models on the real runtime: tiny model files, real recordings, parity with the apps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from eventsp.apps.classify_events import EventClassifier
+from eventsp.audio import LogMelConfig, logmel, read_audio
+from eventsp.clients.client import Client
+from eventsp.events import init_order, open_recording, order_packet
+from eventsp.model import LIF, Dense, Flatten, Graph, Input, Output, Readout
+from eventsp.model.format import load_model, save_model
+from eventsp.runtime import Network
+from eventsp.services.adapters import task_from_file
+from eventsp.services.config import ServerConfig
+
+LABELS = [str(d) for d in range(10)]
+WINDOW_US = 20_000
+
+
+def _event_graph(rng) -> Graph:
+    weight = (rng.standard_normal((10, 2 * 34 * 34)) * 0.05).astype(np.float32)
+    return Graph.chain(
+        [
+            ("in", Input((2, 34, 34))),
+            ("flat", Flatten()),
+            ("fc", Dense(weight, np.zeros(10, np.float32))),
+            ("mean", Readout("mean")),
+            ("out", Output((10,))),
+        ]
+    )
+
+
+def _audio_graph(rng) -> Graph:
+    w1 = (rng.standard_normal((32, 40)) * 0.3).astype(np.float32)
+    w2 = (rng.standard_normal((12, 32)) * 0.3).astype(np.float32)
+    return Graph.chain(
+        [
+            ("in", Input((40,))),
+            ("fc1", Dense(w1, np.full(32, 0.5, np.float32))),
+            ("lif", LIF(0.9, 1.0)),
+            ("fc2", Dense(w2, None)),
+            ("sum", Readout("sum")),
+            ("out", Output((12,))),
+        ]
+    )
+
+
+@pytest.fixture
+def models_dir(tmp_path, rng):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    save_model(
+        folder / "tiny-events.esp",
+        _event_graph(rng),
+        {
+            "task": "classify-events",
+            "labels": LABELS,
+            "time_steps": 15,
+            "sensor_size": [34, 34, 2],
+            "frontend": {"kind": "count-frames", "window_us": WINDOW_US, "layout": "TPHW"},
+        },
+    )
+    save_model(
+        folder / "tiny-kws.esp",
+        _audio_graph(rng),
+        {
+            "task": "kws",
+            "labels": [f"w{i}" for i in range(12)],
+            "sample_rate_hz": 16000,
+            "frontend": {"kind": "logmel", "n_mels": 40},
+            "predict_every_frames": 10,
+        },
+    )
+    return folder
+
+
+def test_models_load_from_a_folder_and_describe_themselves(start_server, models_dir):
+    running = start_server(ServerConfig(models_dir=models_dir))
+    with Client(running.address) as client:
+        client.wait_serving()
+        models = {m.name: m for m in client.list_models()}
+    assert sorted(models) == ["tiny-events", "tiny-kws"]
+    assert models["tiny-events"].task == "classify-events"
+    assert list(models["tiny-events"].sensor_size) == [34, 34, 2]
+    assert models["tiny-kws"].sample_rate_hz == 16000
+    assert models["tiny-kws"].parameter_bytes == (32 * 40 + 32 + 12 * 32) * 4
+    assert models["tiny-events"].format_version >= 1
+
+
+def test_streamed_events_match_the_application(start_server, models_dir, data_root):
+    path = sorted((data_root / "nmnist_small" / "train").rglob("*.bin"))[3]
+    recording = open_recording(path, chunk_events=700)
+    order = init_order()
+    packets = []
+    for packet in recording.packets():
+        ordered, order = order_packet(packet, order)
+        packets.append(ordered)
+    expected, _ = EventClassifier(models_dir / "tiny-events.esp").classify(packets)
+
+    running = start_server(ServerConfig(models_dir=models_dir))
+    with Client(running.address) as client:
+        client.wait_serving()
+        responses = list(client.stream_events(packets, sensor_size=(34, 34, 2)))
+        metrics = client.metrics()
+    predictions = [p for r in responses for p in r.predictions]
+    final = predictions[-1]
+    assert final.final
+    assert final.label == expected.label
+    np.testing.assert_allclose(final.scores, expected.probabilities, rtol=1e-5)
+    # Evidence was reported as it accumulated, one window after another.
+    times = [p.time_s for p in predictions[:-1]]
+    assert len(times) >= 3
+    assert times == sorted(times)
+    assert responses[-1].events_total == sum(len(p) for p in packets)
+    dense_per_window = 10 * 2 * 34 * 34
+    assert metrics.dense_ops_total >= dense_per_window * min(15, len(times))
+    assert 0 < metrics.synops_total <= metrics.dense_ops_total + 10 * 15
+
+
+def test_streamed_audio_matches_the_runtime_offline(start_server, models_dir, data_root):
+    samples, rate = read_audio(data_root / "speech" / "micro_speech" / "yes_1000ms.wav", 16000)
+    running = start_server(ServerConfig(models_dir=models_dir))
+    with Client(running.address) as client:
+        client.wait_serving()
+        chunks = np.array_split(samples, 37)  # ragged chunk sizes
+        responses = list(client.stream_audio(chunks, sample_rate_hz=rate, task="kws"))
+    predictions = [p for r in responses for p in r.predictions]
+
+    features = logmel(samples, LogMelConfig(n_mels=40))
+    net = Network(load_model(models_dir / "tiny-kws.esp").graph)
+    state = net.init_state(1)
+    outs, state = net.run(features[:, None, :], state)
+    n_frames = features.shape[0]
+    assert len(predictions) == n_frames // 10 + 1
+    for k, p in enumerate(predictions[:-1]):
+        z = outs[10 * k + 9, 0].astype(np.float64)
+        np.testing.assert_allclose(
+            p.scores, np.exp(z - z.max()) / np.exp(z - z.max()).sum(), rtol=1e-5, atol=1e-9
+        )
+        assert p.time_s == pytest.approx((10 * k + 10) * 160 / 16000)
+    assert predictions[-1].final
+    assert predictions[-1].index == int(np.argmax(outs[-1, 0]))
+
+
+def test_unknown_tasks_and_bad_frontends_are_refused(tmp_path, rng):
+    save_model(tmp_path / "img.esp", _audio_graph(rng), {"task": "classify-images"})
+    with pytest.raises(ValueError, match="classify-images"):
+        task_from_file(tmp_path / "img.esp")
+    save_model(
+        tmp_path / "mfcc.esp",
+        _audio_graph(rng),
+        {"task": "kws", "sample_rate_hz": 16000, "frontend": {"kind": "mfcc"}},
+    )
+    with pytest.raises(ValueError, match="mfcc"):
+        task_from_file(tmp_path / "mfcc.esp")
