@@ -1,0 +1,101 @@
+"""Export a trained :class:`HybridLMU` to the streaming runtime's graph and ``.esp`` file.
+
+The graph runs the network of ``eventsp.train.lmu.model`` one frame at a time::
+
+    input (F,) -> encoder Dense (D,) -> LMUMemory (D*order,) -> memory_to_hidden Dense (H,)
+    input (F,) -> input_to_hidden Dense (H,)          [only with input_to_hidden]
+    Add -> ReLU -> MultiSpike(dt) -> output Dense (classes,) -> Readout(last|mean) -> Output
+
+``MultiSpike`` is the diffused-error quantizer (``n = floor(v)``, ``out = n / dt``); with
+``dt=None`` it is left out (the non-spiking network). The memory's ``A_d``/``B_d`` are the
+trainer's own float64 ZOH matrices, rounded once to float32.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from eventsp.model import (
+    Add,
+    Dense,
+    Graph,
+    Input,
+    LMUMemory,
+    MultiSpike,
+    Output,
+    Readout,
+    ReLU,
+)
+from eventsp.model.format import save_model
+from eventsp.train.lmu.memory import legendre_ab, zoh
+from eventsp.train.lmu.model import HybridLMU
+
+__all__ = ["export_model", "to_graph"]
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().to(torch.float32).numpy().copy()
+
+
+def to_graph(model: HybridLMU, dt: float | None) -> Graph:
+    """The runtime graph of ``model`` with the quantizer at ``dt`` (None: non-spiking)."""
+    c = model.config
+    A_d, B_d = zoh(*legendre_ab(c.order, c.theta))
+    nodes: dict[str, Any] = {
+        "input": Input(shape=(c.input_size,)),
+        "encoder": Dense(weight=_np(model.encoder.weight)),
+        "memory": LMUMemory(order=c.order, theta=c.theta, A_d=_np(A_d), B_d=_np(B_d)),
+        "memory_to_hidden": Dense(
+            weight=_np(model.memory_to_hidden.weight), bias=_np(model.memory_to_hidden.bias)
+        ),
+    }
+    edges = [("input", "encoder"), ("encoder", "memory"), ("memory", "memory_to_hidden")]
+    if c.input_to_hidden:
+        nodes["input_to_hidden"] = Dense(weight=_np(model.input_to_hidden.weight))
+        nodes["hidden_sum"] = Add()
+        edges += [
+            ("input", "input_to_hidden"),
+            ("memory_to_hidden", "hidden_sum"),
+            ("input_to_hidden", "hidden_sum"),
+        ]
+        last = "hidden_sum"
+    else:
+        last = "memory_to_hidden"
+    nodes["relu"] = ReLU()
+    edges.append((last, "relu"))
+    last = "relu"
+    if dt is not None:
+        nodes["spikes"] = MultiSpike(dt=dt)
+        edges.append((last, "spikes"))
+        last = "spikes"
+    nodes["output"] = Dense(weight=_np(model.output.weight), bias=_np(model.output.bias))
+    nodes["readout"] = Readout(mode=c.readout)
+    nodes["logits"] = Output(shape=(c.classes,))
+    edges += [(last, "output"), ("output", "readout"), ("readout", "logits")]
+    return Graph(nodes, edges)
+
+
+def export_model(
+    path: str | os.PathLike, model: HybridLMU, dt: float | None, metadata: dict[str, Any]
+) -> Path:
+    """Write ``model`` as an ``.esp`` file; ``metadata`` gains the LMU's configuration."""
+    c = model.config
+    meta = dict(metadata)
+    meta.setdefault("time_steps", c.steps)
+    meta["lmu"] = {
+        "input_size": c.input_size,
+        "memory_d": c.memory_d,
+        "order": c.order,
+        "theta": c.theta,
+        "hidden": c.hidden,
+        "classes": c.classes,
+        "input_to_hidden": c.input_to_hidden,
+        "readout": c.readout,
+        "dt": dt,
+    }
+    return save_model(path, to_graph(model, dt), meta)

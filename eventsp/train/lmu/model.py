@@ -1,0 +1,161 @@
+"""The hybrid-spiking LMU: encoder -> Legendre memory -> quantized hidden layer -> classifier.
+
+Feed-forward LMU (KerasLMU with ``hidden_to_memory=False``, ``memory_to_memory=False``)::
+
+    u_t = E x_t                                  encoder, (D,) from (F,) input features
+    m_t = A_d m_{t-1} + B_d u_t                  Legendre memory per channel, (D * order,)
+    a_t = relu(W_m m_t + W_x x_t + b)            hidden activity, (H,)
+    h_t = Q_dt(a)_t                              diffused-error quantizer (``quantizer``)
+    y_t = W_o h_t + b_o                          logits per step; readout "last" or "mean"
+
+No nonlinearity feeds back in time, so the whole forward pass is parallel over time: the
+memory followed by ``W_m`` is one causal convolution of ``u`` with the kernel
+``G_c = H @ W_m[:, c].T`` (``H[k] = A_d^k B_d``), evaluated by FFT (``memory_parallel``); with
+the "last" readout only ``m_{T-1}`` is needed, a single product with the reversed ``H``.
+
+``forward`` is the training path (straight-through gradient through the quantizer;
+``dt=None`` is the non-spiking network). With the "last" readout it quantizes the last step
+only, starting from a random residual ``v`` (the residual the streaming neurons carry into the
+last step is spread over ``[0, 1)``). ``simulate`` is the network exactly as the streaming
+runtime runs it: every step in float32, sequential memory and quantizer; it is what evaluation,
+the efficiency measures and the export parity test use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from eventsp.train.lmu.memory import (
+    impulse_response,
+    legendre_ab,
+    memory_parallel,
+    memory_sequential,
+    zoh,
+)
+from eventsp.train.lmu.quantizer import quantize_parallel, quantize_sequential, straight_through
+
+__all__ = ["HybridLMU", "LMUConfig"]
+
+
+@dataclass(frozen=True)
+class LMUConfig:
+    """Sizes of a :class:`HybridLMU`; ``theta`` and ``steps`` are in time steps (frames)."""
+
+    input_size: int = 1
+    memory_d: int = 1
+    order: int = 256
+    theta: float = 784.0
+    hidden: int = 212
+    classes: int = 10
+    steps: int = 784
+    input_to_hidden: bool = True
+    readout: Literal["last", "mean"] = "last"
+
+    def __post_init__(self) -> None:
+        for name in ("input_size", "memory_d", "order", "hidden", "classes", "steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"LMUConfig.{name} is {value!r}; expected an int >= 1")
+        if not self.theta > 0:
+            raise ValueError(f"LMUConfig.theta is {self.theta!r}; expected > 0 (time steps)")
+        if self.readout not in ("last", "mean"):
+            raise ValueError(f"LMUConfig.readout is {self.readout!r}; expected 'last' or 'mean'")
+
+
+class HybridLMU(nn.Module):
+    """The network of the module docstring. Inputs are ``(batch, T, input_size)`` float32."""
+
+    def __init__(self, config: LMUConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        A, B = legendre_ab(c.order, c.theta)
+        A_d, B_d = zoh(A, B)
+        self.register_buffer("A_d", A_d.float())
+        self.register_buffer("B_d", B_d.float())
+        self.register_buffer("H", impulse_response(A_d, B_d, c.steps).float())
+        self.encoder = nn.Linear(c.input_size, c.memory_d, bias=False)
+        nn.init.ones_(self.encoder.weight) if c.input_size == 1 else None
+        self.memory_to_hidden = nn.Linear(c.memory_d * c.order, c.hidden)
+        nn.init.xavier_normal_(self.memory_to_hidden.weight)
+        self.input_to_hidden = nn.Linear(c.input_size, c.hidden, bias=False)
+        if not c.input_to_hidden:
+            self.input_to_hidden.requires_grad_(False)
+            nn.init.zeros_(self.input_to_hidden.weight)
+        self.output = nn.Linear(c.hidden, c.classes)
+
+    def _check(self, x: torch.Tensor) -> None:
+        c = self.config
+        if x.ndim != 3 or x.shape[2] != c.input_size:
+            raise ValueError(
+                f"input has shape {tuple(x.shape)}; expected (batch, T, {c.input_size})"
+            )
+        if x.shape[1] > c.steps:
+            raise ValueError(
+                f"sequence of {x.shape[1]} steps is longer than the {c.steps} the model was "
+                "built for; build it with LMUConfig(steps=...) at least that long"
+            )
+
+    def _hidden_input_all(self, x: torch.Tensor) -> torch.Tensor:
+        """``W_m m_t + W_x x_t + b`` for every step, by FFT: ``(batch, T, hidden)``."""
+        c = self.config
+        T = x.shape[1]
+        u = self.encoder(x)  # (batch, T, D)
+        W = self.memory_to_hidden.weight.view(c.hidden, c.memory_d, c.order)
+        z = self.memory_to_hidden.bias + self.input_to_hidden(x)
+        for j in range(c.memory_d):
+            G = self.H[:T] @ W[:, j].T  # (T, hidden)
+            z = z + memory_parallel(u[:, :, j], G)
+        return z
+
+    def _hidden_input_last(self, x: torch.Tensor) -> torch.Tensor:
+        """``W_m m_{T-1} + W_x x_{T-1} + b``: ``(batch, hidden)``."""
+        T = x.shape[1]
+        u = self.encoder(x)  # (batch, T, D)
+        m = torch.einsum("btj,tq->bjq", u.flip(1), self.H[:T])  # sum_k H[k] u_{T-1-k}
+        return self.memory_to_hidden(m.flatten(1)) + self.input_to_hidden(x[:, -1])
+
+    def forward(
+        self, x: torch.Tensor, dt: float | None = None, *, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Logits ``(batch, classes)`` for training; ``dt=None`` is the non-spiking network."""
+        self._check(x)
+        if self.config.readout == "last":
+            a = torch.relu(self._hidden_input_last(x))
+            if dt is not None:
+                v0 = torch.rand(a.shape, generator=generator, dtype=torch.float64)
+                n = quantize_parallel(a[:, None], dt, v0, dim=1)[:, 0]
+                a = straight_through(a, n, dt)
+            return self.output(a)
+        a = torch.relu(self._hidden_input_all(x))
+        if dt is not None:
+            a = straight_through(a, quantize_parallel(a, dt, dim=1), dt)
+        return self.output(a.mean(dim=1))
+
+    @torch.no_grad()
+    def simulate(self, x: torch.Tensor, dt: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The streaming network, step by step in float32: ``(logits, counts)``.
+
+        ``counts`` ``(batch, T, hidden)`` are the quantizer's integer outputs ``n_t`` (the
+        activities themselves when ``dt`` is None).
+        """
+        self._check(x)
+        c = self.config
+        x = x.float()
+        u = self.encoder(x)
+        m = torch.cat(
+            [memory_sequential(u[:, :, j], self.A_d, self.B_d) for j in range(c.memory_d)],
+            dim=2,
+        )
+        a = torch.relu(self.memory_to_hidden(m) + self.input_to_hidden(x))
+        if dt is None:
+            h, counts = a, a
+        else:
+            counts, _ = quantize_sequential(a, dt, dim=1)
+            h = counts / torch.tensor(dt, dtype=torch.float32)
+        y = self.output(h)
+        logits = y[:, -1] if c.readout == "last" else y.mean(dim=1)
+        return logits, counts
