@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from eventsp._jit import jit
+from eventsp.audio._fft import _rfft_frame
 
 __all__: list[str] = []
 
@@ -26,7 +27,12 @@ def _n_frames(fill: int, n_new: int, frame_length: int, hop: int) -> int:
     return (total - frame_length) // hop + 1
 
 
-@jit("int64(float64[::1], int64[::1], float64[::1], int64, float64[::1], float64[:, ::1])")
+@jit(
+    [
+        "int64(float64[::1], int64[::1], float32[::1], int64, float64[::1], float64[:, ::1])",
+        "int64(float64[::1], int64[::1], float64[::1], int64, float64[::1], float64[:, ::1])",
+    ]
+)
 def _frame_chunk(
     tail: np.ndarray,
     fill: np.ndarray,
@@ -60,6 +66,43 @@ def _frame_chunk(
 
 
 @jit(
+    "void(complex128[::1], float64, float64[:, ::1], int64[::1], int64[::1], float64, "
+    "float64[::1], float32[::1])"
+)
+def _mel_log_row(
+    spectrum: np.ndarray,
+    power: float,
+    fb: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    log_offset: float,
+    magnitude: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """``out[m] = log(sum_k fb[k, m] |spectrum[k]|**power + log_offset)`` for one frame.
+
+    ``fb`` is the ``(n_freq, n_mels)`` filterbank; band ``m`` is nonzero only on the bins
+    ``lo[m] <= k < hi[m]``, so the sum skips the zeros. ``log_offset <= 0`` skips the log.
+    ``magnitude`` is scratch space of ``n_freq`` entries.
+    """
+    for k in range(spectrum.shape[0]):
+        re = spectrum[k].real
+        im = spectrum[k].imag
+        p = re * re + im * im
+        if power == 2.0:
+            magnitude[k] = p
+        elif power == 1.0:
+            magnitude[k] = np.sqrt(p)
+        else:
+            magnitude[k] = p ** (0.5 * power)
+    for m in range(fb.shape[1]):
+        acc = 0.0
+        for k in range(lo[m], hi[m]):
+            acc += fb[k, m] * magnitude[k]
+        out[m] = np.log(acc + log_offset) if log_offset > 0.0 else acc
+
+
+@jit(
     "void(complex128[:, ::1], float64, float64[:, ::1], int64[::1], int64[::1], float64, "
     "float32[:, ::1])"
 )
@@ -72,33 +115,70 @@ def _mel_log(
     log_offset: float,
     out: np.ndarray,
 ) -> None:
-    """``out[i, m] = log(sum_k fb[k, m] |spectrum[i, k]|**power + log_offset)``.
+    """:func:`_mel_log_row` for each row of ``spectrum`` ``(n_frames, n_freq)``."""
+    magnitude = np.empty(spectrum.shape[1])
+    for i in range(spectrum.shape[0]):
+        _mel_log_row(spectrum[i], power, fb, lo, hi, log_offset, magnitude, out[i])
 
-    ``fb`` is the ``(n_freq, n_mels)`` filterbank; band ``m`` is nonzero only on the bins
-    ``lo[m] <= k < hi[m]``, so the sum skips the zeros. ``log_offset <= 0`` skips the log.
+
+_LOGMEL_SIGNATURE = (
+    "int64(float64[::1], int64[::1], {}[::1], int64, float64[::1], int64[::1], int64[::1], "
+    "complex128[::1], complex128[::1], float64, float64[:, ::1], int64[::1], int64[::1], float64, "
+    "float32[:, ::1])"
+)
+
+
+@jit([_LOGMEL_SIGNATURE.format("float32"), _LOGMEL_SIGNATURE.format("float64")])
+def _logmel_chunk(
+    tail: np.ndarray,
+    fill: np.ndarray,
+    chunk: np.ndarray,
+    hop: int,
+    window: np.ndarray,
+    perm: np.ndarray,
+    radices: np.ndarray,
+    twiddle: np.ndarray,
+    post: np.ndarray,
+    power: float,
+    fb: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    log_offset: float,
+    out: np.ndarray,
+) -> int:
+    """Frame, window, FFT (:mod:`eventsp.audio._fft`), mel and log a chunk in one call.
+
+    The same as :func:`_frame_chunk`, ``rfft`` and :func:`_mel_log` in turn; ``out`` is
+    ``(n_frames, n_mels)``. Returns the number of frames written.
     """
-    n_frames, n_freq = spectrum.shape
-    n_mels = fb.shape[1]
-    magnitude = np.empty(n_freq)
-    for i in range(n_frames):
-        for k in range(n_freq):
-            re = spectrum[i, k].real
-            im = spectrum[i, k].imag
-            p = re * re + im * im
-            if power == 2.0:
-                magnitude[k] = p
-            elif power == 1.0:
-                magnitude[k] = np.sqrt(p)
-            else:
-                magnitude[k] = p ** (0.5 * power)
-        for m in range(n_mels):
-            acc = 0.0
-            for k in range(lo[m], hi[m]):
-                acc += fb[k, m] * magnitude[k]
-            if log_offset > 0.0:
-                out[i, m] = np.log(acc + log_offset)
-            else:
-                out[i, m] = acc
+    frame_length = window.shape[0]
+    half = perm.shape[0]
+    held = fill[0]
+    n = _n_frames(held, chunk.shape[0], frame_length, hop)
+    frame = np.empty(frame_length)
+    work = np.empty(half, np.complex128)
+    largest = 1
+    for r in radices:
+        largest = max(largest, r)
+    tmp = np.empty(largest, np.complex128)
+    spectrum = np.empty(half + 1, np.complex128)
+    magnitude = np.empty(half + 1)
+    for i in range(n):
+        start = i * hop
+        for k in range(frame_length):
+            j = start + k
+            value = tail[j] if j < held else chunk[j - held]
+            frame[k] = window[k] * value
+        _rfft_frame(frame, perm, radices, twiddle, post, work, tmp, spectrum)
+        _mel_log_row(spectrum, power, fb, lo, hi, log_offset, magnitude, out[i])
+    total = held + chunk.shape[0]
+    first = n * hop
+    kept = total - first
+    for k in range(kept):
+        j = first + k
+        tail[k] = tail[j] if j < held else chunk[j - held]
+    fill[0] = kept
+    return n
 
 
 @jit(
@@ -145,7 +225,12 @@ def _normalise(acc: np.ndarray, envelope: np.ndarray, tiny: float, out: np.ndarr
         out[k] = acc[k] / e if e > tiny else 0.0
 
 
-@jit("int64(float64[::1], int64[::1], float64[::1], float64[:, ::1], int64, float64[::1])")
+@jit(
+    [
+        "int64(float64[::1], int64[::1], float32[::1], float64[:, ::1], int64, float64[::1])",
+        "int64(float64[::1], int64[::1], float64[::1], float64[:, ::1], int64, float64[::1])",
+    ]
+)
 def _resample_chunk(
     tail: np.ndarray,
     fill: np.ndarray,

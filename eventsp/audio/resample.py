@@ -160,7 +160,8 @@ def resample_step(
     """
     samples = _as_chunk(chunk)
     if config.orig_hz == config.new_hz:
-        return samples.copy(), state._replace(consumed=state.consumed + samples.shape[0])
+        passed = samples.astype(np.float64)
+        return passed, state._replace(consumed=state.consumed + samples.shape[0])
     out, state = _run(samples, state, _plan(config))
     return out, state._replace(consumed=state.consumed + samples.shape[0])
 

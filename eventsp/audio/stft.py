@@ -20,7 +20,7 @@ cost per chunk do not depend on how long the stream has run. :func:`istft_step` 
 offline :func:`stft` / :func:`istft` are the steps applied once, so both paths agree exactly.
 
 Frames are rows: spectra are ``(n_frames, n_fft // 2 + 1)`` (``torch.stft`` returns the
-transpose). Samples are float64 inside; chunks may be float32 or float64.
+transpose). Samples are float64 inside; chunks may be float32 or float64 (the kernels take both).
 """
 
 from __future__ import annotations
@@ -156,19 +156,27 @@ def init_frame_state(n_fft: int) -> FrameState:
     return FrameState(np.zeros(n_fft), np.zeros(1, np.int64), np.zeros(1, np.int64))
 
 
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _as_chunk(chunk: np.ndarray) -> np.ndarray:
+    """A contiguous 1-D float32 or float64 array of the chunk's samples (kernels take both)."""
     array = np.asarray(chunk)
     if array.ndim != 1:
         raise ValueError(
             f"chunk has shape {array.shape}; expected a 1-D mono signal (samples,). "
             "Mix channels down first (read_audio(..., mono=True) does)"
         )
-    if not np.issubdtype(array.dtype, np.floating):
-        raise TypeError(
-            f"chunk has dtype {array.dtype}; expected float32 or float64 samples in [-1, 1]. "
-            "Convert integer PCM first, e.g. x.astype(np.float32) / 32768"
-        )
-    return np.ascontiguousarray(array, dtype=np.float64)
+    if array.dtype not in _KERNEL_DTYPES:
+        if not np.issubdtype(array.dtype, np.floating):
+            raise TypeError(
+                f"chunk has dtype {array.dtype}; expected float32 or float64 samples in [-1, 1]. "
+                "Convert integer PCM first, e.g. x.astype(np.float32) / 32768"
+            )
+        array = array.astype(np.float64)
+    if not array.flags.c_contiguous:
+        array = np.ascontiguousarray(array)
+    return array
 
 
 def frame_step(

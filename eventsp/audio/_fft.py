@@ -1,0 +1,169 @@
+r"""A mixed-radix FFT in Numba, so that one jitted call can frame, transform and reduce a chunk.
+
+``numpy.fft`` cannot be called from Numba code; calling it from Python once per chunk costs
+more than the transform itself at 10 ms hops (``bench/audio_frontend.py`` measures both). This
+module computes the real FFT of an even-length frame of ``N`` samples through a complex FFT of
+``M = N / 2`` points: ``z[n] = x[2n] + j x[2n+1]``, ``Z = FFT_M(z)``, then for ``k = 0..M``
+
+.. math:: X[k] = \tfrac12 (Z_k + \bar Z_{M-k}) - \tfrac{j}{2} W_N^k (Z_k - \bar Z_{M-k}),
+          \qquad W_N = e^{-2\pi j / N}
+
+The complex FFT is iterative decimation in time: the input is gathered in mixed-radix
+digit-reversed order, then each stage, innermost radix first, combines ``p`` transforms of
+``m`` points into one of ``p m`` points, ``Y[k + q m] = sum_j W_p^{jq} W_{pm}^{jk} y_j[k]``.
+Radices are 4 and 2 (special-cased butterflies), then 3, 5 and any other prime (a direct
+``p``-point DFT, so sizes with large prime factors are correct but slow). n_fft = 400 is
+``M = 200 = 4 * 2 * 5 * 5``; 512 is ``M = 256 = 4^4``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import numpy as np
+
+from eventsp._jit import jit
+
+__all__: list[str] = []
+
+
+class FFTPlan(NamedTuple):
+    """Tables for a real FFT of ``n`` samples (``n`` even); all arrays are read-only in use.
+
+    perm: ``(M,)`` int64, the digit-reversed input order of the half-size complex FFT.
+    radices: ``(S,)`` int64, the radix of each stage, outermost first.
+    twiddle: ``(M,)`` complex128, ``W_M^t``.
+    post: ``(M + 1,)`` complex128, ``W_N^k`` for the real-input split.
+    """
+
+    perm: np.ndarray
+    radices: np.ndarray
+    twiddle: np.ndarray
+    post: np.ndarray
+
+
+def _factor(m: int) -> list[int]:
+    radices = []
+    for p in (4, 2, 3, 5):
+        while m % p == 0:
+            radices.append(p)
+            m //= p
+    p = 7
+    while m > 1:
+        while m % p == 0:
+            radices.append(p)
+            m //= p
+        p += 2
+    return radices
+
+
+def _digit_reversed(m: int, radices: list[int]) -> np.ndarray:
+    order = np.zeros(m, np.int64)
+    # Block j of the outermost split holds the sub-sequence x[j::p], recursively.
+    stack = [(m, 0, 0, 1, 0)]  # (size, depth, base, stride, position)
+    while stack:
+        size, depth, base, stride, position = stack.pop()
+        if size == 1:
+            order[position] = base
+            continue
+        p = radices[depth]
+        sub = size // p
+        for j in range(p):
+            stack.append((sub, depth + 1, base + j * stride, stride * p, position + j * sub))
+    return order
+
+
+@functools.lru_cache(maxsize=16)
+def fft_plan(n: int) -> FFTPlan:
+    """Tables for :func:`rfft` of ``n`` samples; ``n`` must be even and at least 2."""
+    if n < 2 or n % 2:
+        raise ValueError(
+            f"n_fft is {n}; the Numba FFT needs an even size. Use an even n_fft, or fft='numpy'"
+        )
+    m = n // 2
+    radices = _factor(m)
+    perm = _digit_reversed(m, radices) if m > 1 else np.zeros(1, np.int64)
+    twiddle = np.exp(-2j * np.pi * np.arange(m) / m)
+    post = np.exp(-2j * np.pi * np.arange(m + 1) / n)
+    return FFTPlan(perm, np.array(radices, np.int64), twiddle, post)
+
+
+@jit("void(complex128[::1], int64[::1], complex128[::1], complex128[::1])")
+def _cfft_inplace(a: np.ndarray, radices: np.ndarray, twiddle: np.ndarray, tmp: np.ndarray) -> None:
+    """Complex FFT of ``a`` (already in digit-reversed order) in place; ``tmp`` >= max radix."""
+    size = a.shape[0]
+    m = 1
+    for stage in range(radices.shape[0] - 1, -1, -1):
+        p = radices[stage]
+        span = p * m
+        step = size // span  # W_span^t = W_size^(t * step)
+        for g in range(0, size, span):
+            for k in range(m):
+                for j in range(p):
+                    tmp[j] = a[g + j * m + k] * twiddle[(j * k * step) % size]
+                if p == 2:
+                    a[g + k] = tmp[0] + tmp[1]
+                    a[g + k + m] = tmp[0] - tmp[1]
+                elif p == 4:
+                    s02 = tmp[0] + tmp[2]
+                    d02 = tmp[0] - tmp[2]
+                    s13 = tmp[1] + tmp[3]
+                    d13 = tmp[1] - tmp[3]
+                    rot = complex(d13.imag, -d13.real)  # -j * d13
+                    a[g + k] = s02 + s13
+                    a[g + k + m] = d02 + rot
+                    a[g + k + 2 * m] = s02 - s13
+                    a[g + k + 3 * m] = d02 - rot
+                else:
+                    unit = size // p
+                    for q in range(p):
+                        acc = 0j
+                        for j in range(p):
+                            acc += tmp[j] * twiddle[((j * q) % p) * unit]
+                        a[g + k + q * m] = acc
+        m = span
+
+
+@jit(
+    "void(float64[::1], int64[::1], int64[::1], complex128[::1], complex128[::1], "
+    "complex128[::1], complex128[::1], complex128[::1])"
+)
+def _rfft_frame(
+    frame: np.ndarray,
+    perm: np.ndarray,
+    radices: np.ndarray,
+    twiddle: np.ndarray,
+    post: np.ndarray,
+    work: np.ndarray,
+    tmp: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """``out[:M + 1] = rfft(frame)`` for an even-length real frame; ``work`` has ``M`` entries."""
+    m = perm.shape[0]
+    for i in range(m):
+        n = perm[i]
+        work[i] = complex(frame[2 * n], frame[2 * n + 1])
+    _cfft_inplace(work, radices, twiddle, tmp)
+    for k in range(m + 1):
+        zk = work[k % m]
+        zc = work[(m - k) % m].conjugate()
+        even = 0.5 * (zk + zc)
+        diff = zk - zc
+        odd = complex(0.5 * diff.imag, -0.5 * diff.real)  # -j/2 * diff
+        out[k] = even + post[k] * odd
+
+
+def rfft(frames: np.ndarray) -> np.ndarray:
+    """``numpy.fft.rfft(frames, axis=-1)`` for ``(n_frames, n)`` float64 frames, ``n`` even."""
+    array = np.ascontiguousarray(frames, dtype=np.float64)
+    if array.ndim != 2:
+        raise ValueError(f"frames have shape {array.shape}; expected (n_frames, n_fft)")
+    plan = fft_plan(array.shape[1])
+    m = plan.perm.shape[0]
+    out = np.empty((array.shape[0], m + 1), np.complex128)
+    work = np.empty(m, np.complex128)
+    tmp = np.empty(max(int(plan.radices.max(initial=1)), 1), np.complex128)
+    for i in range(array.shape[0]):
+        _rfft_frame(array[i], plan.perm, plan.radices, plan.twiddle, plan.post, work, tmp, out[i])
+    return out
