@@ -1,0 +1,324 @@
+"""The PTL training driver: stages, tandem epochs, checkpoints/resume, logs, DDP.
+
+``train_ptl(config, splits, run_dir)`` runs the schedule of ``eventsp.train.ptl.schedule``
+on one process or under ``torchrun`` (gradients averaged by DDP; validation counts summed over
+ranks). The run folder gets ``last.pt`` (resume point, written every epoch), ``stage_best.pt``
+(best state of the current stage), ``ann.pt`` (the pre-trained ANN), ``metrics.csv`` /
+``metrics.jsonl`` and ``curves.png`` (validation accuracy across the stages).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812 (the usual torch name)
+from torch.utils.data import TensorDataset
+
+from eventsp.train import loop
+from eventsp.train.data.images import ImageSplits
+from eventsp.train.ptl.network import TandemNet, build
+from eventsp.train.ptl.schedule import Patience, Stage, plan_stages
+
+
+@dataclass(frozen=True)
+class PTLConfig:
+    """Hyper-parameters of a PTL run (see ``eventsp train-ptl --help``)."""
+
+    arch: str = "mnist"
+    T: int = 8
+    batch_size: int = 64
+    lr: float = 1e-3  # ANN pre-training
+    stage_lr: float = 2e-4  # conversion and constraint stages
+    final_lr: float = 5e-5  # final phase
+    ann_epochs: int = 10  # at most, for the ANN
+    stage_epochs: int = 4  # at most, per later stage
+    patience: int = 2
+    bits: tuple[int, ...] = ()
+    fan_in: int | None = None
+    epoch_samples: int | None = None  # samples per epoch after the ANN stage (None: all)
+    init_ann: str | None = None  # an ann.pt of an earlier run: skip ANN pre-training
+    calib_samples: int = 2000
+    augment: bool = False  # random shifts and flips (CIFAR)
+    seed: int = 0
+    device: str | None = "cpu"
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bits", tuple(int(b) for b in self.bits))
+        for name in ("T", "batch_size", "ann_epochs", "stage_epochs", "patience", "calib_samples"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} is {getattr(self, name)!r}; expected an int >= 1")
+        if self.epoch_samples is not None and self.epoch_samples < self.batch_size:
+            raise ValueError(
+                f"epoch_samples {self.epoch_samples} is below batch_size {self.batch_size}"
+            )
+        plan_stages(2, self.bits, self.fan_in)  # validates bits and fan-in
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels -> float32 in [0, 1]."""
+    return x.to(torch.float32) / 255.0
+
+
+def augment_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random shifts of up to 4 pixels (zero padded) and horizontal flips."""
+    b, _, h, w = x.shape
+    padded = F.pad(x, (4, 4, 4, 4))
+    dy, dx = torch.randint(0, 9, (2,), generator=gen).tolist()
+    out = padded[:, :, dy : dy + h, dx : dx + w]
+    flip = torch.rand(b, generator=gen) < 0.5
+    return torch.where(flip.view(b, 1, 1, 1), out.flip(3), out)
+
+
+@torch.no_grad()
+def evaluate(
+    model: TandemNet, x: np.ndarray, y: np.ndarray, env: loop.DistEnv, batch_size: int = 256
+) -> float:
+    """Accuracy of the tandem pass (eval mode); each rank takes its share, counts summed."""
+    model.eval()
+    idx = np.arange(env.rank, len(x), env.world_size)
+    correct = 0
+    for i in range(0, len(idx), batch_size):
+        sel = idx[i : i + batch_size]
+        xb = to_float(torch.from_numpy(x[sel])).to(env.device)
+        pred = model(xb).argmax(1).cpu().numpy()
+        correct += int((pred == y[sel]).sum())
+    c, n = loop.all_reduce_sum([correct, len(idx)], env)
+    return c / n
+
+
+@torch.no_grad()
+def calibrate(model: TandemNet, layer: int, x: np.ndarray, percentile: float = 99.9) -> float:
+    """θ = the ``percentile`` of layer's positive ANN activations on images ``x``."""
+    model.eval()
+    acts = []
+    for i in range(0, len(x), 256):
+        a = model(to_float(torch.from_numpy(x[i : i + 256])), collect=layer)
+        acts.append(a[a > 0].flatten())
+    a = torch.cat(acts)
+    if a.numel() == 0:
+        return 1.0
+    if a.numel() > 4_000_000:
+        gen = torch.Generator().manual_seed(0)
+        a = a[torch.randint(0, a.numel(), (4_000_000,), generator=gen)]
+    return max(float(torch.quantile(a, percentile / 100.0)), 1e-6)
+
+
+def apply_stage(model: TandemNet, stage: Stage, calib_x: np.ndarray) -> None:
+    """Do what entering ``stage`` does to the network (convert, prune, quantise)."""
+    if stage.action in ("ann", "final"):
+        return
+    layer = model.layers[stage.layer]
+    if stage.action == "spike":
+        layer.fold_batch_norm()
+        layer.threshold.fill_(calibrate(model, stage.layer, calib_x))
+        layer.spiking.fill_(True)
+    elif stage.action == "fanin":
+        layer.set_fan_in(stage.value)
+    elif stage.action == "bits":
+        layer.bits.fill_(stage.value)
+
+
+def set_trainable(model: TandemNet, stage: Stage, stages: list[Stage]) -> None:
+    """Freeze layers whose stages are over; the others (and everything in final) train."""
+    for k, layer in enumerate(model.layers):
+        later = [s for s in stages[stages.index(stage) :] if s.layer == k]
+        frozen = stage.action != "final" and stage.action != "ann" and not later
+        frozen = frozen or (stage.action != "final" and k < stage.layer)
+        layer.frozen.fill_(frozen)
+        for p in layer.syn.parameters():
+            p.requires_grad_(not frozen)
+        if layer.bn is not None:
+            for p in layer.bn.parameters():
+                p.requires_grad_(not frozen and not bool(layer.folded))
+
+
+def _stage_lr(config: PTLConfig, stage: Stage) -> float:
+    return {"ann": config.lr, "final": config.final_lr}.get(stage.action, config.stage_lr)
+
+
+def _max_epochs(config: PTLConfig, stage: Stage) -> int:
+    return config.ann_epochs if stage.action == "ann" else config.stage_epochs
+
+
+def train_epoch(
+    ddp: torch.nn.Module,
+    loader,
+    opt,
+    env: loop.DistEnv,
+    config: PTLConfig,
+    gen: torch.Generator,
+    desc: str,
+) -> tuple[float, float]:
+    ddp.train()
+    for layer in loop.unwrap(ddp).layers:  # folded / frozen batch norms keep their statistics
+        if layer.bn is not None and (bool(layer.folded) or bool(layer.frozen)):
+            layer.bn.eval()
+    loss_sum = correct = seen = 0.0
+    for xb, yb in loop.progress(loader, env, desc=desc, enabled=config.progress):
+        x = to_float(xb).to(env.device)
+        if config.augment:
+            x = augment_batch(x, gen)
+        y = yb.to(env.device)
+        logits = ddp(x)
+        loss = F.cross_entropy(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += float(loss.detach()) * len(y)
+        correct += float((logits.argmax(1) == y).sum())
+        seen += len(y)
+    loss_sum, correct, seen = loop.all_reduce_sum([loss_sum, correct, seen], env)
+    return loss_sum / seen, correct / seen
+
+
+def _loader(splits: ImageSplits, config: PTLConfig, env: loop.DistEnv, epoch: int, full: bool):
+    n = len(splits.x_train)
+    if not full and config.epoch_samples is not None and config.epoch_samples < n:
+        rng = np.random.default_rng(config.seed * 100_003 + epoch)
+        sel = np.sort(rng.choice(n, config.epoch_samples, replace=False))
+    else:
+        sel = np.arange(n)
+    ds = TensorDataset(torch.from_numpy(splits.x_train[sel]), torch.from_numpy(splits.y_train[sel]))
+    per_rank = max(1, config.batch_size // env.world_size)
+    loader = loop.make_loader(ds, per_rank, env, shuffle=True, seed=config.seed + epoch)
+    loop.set_epoch(loader, epoch)
+    return loader
+
+
+def train_ptl(
+    config: PTLConfig, splits: ImageSplits, run_dir: str | Path, *, resume: bool = False, log=print
+) -> TandemNet:
+    """Run the whole PTL schedule; returns the (rank-local) trained :class:`TandemNet`."""
+    run_dir = Path(run_dir)
+    env = loop.setup_distributed(config.device)
+    try:
+        return _train(config, splits, run_dir, env, resume, log if env.is_main else _quiet)
+    finally:
+        loop.teardown_distributed(env)
+
+
+def _quiet(*_args: Any, **_kwargs: Any) -> None:
+    return None
+
+
+def _train(config, splits, run_dir, env, resume, log) -> TandemNet:
+    loop.seed_everything(config.seed)
+    model = build(config.arch, splits.shape, config.T, len(splits.labels)).to(env.device)
+    stages = plan_stages(len(model.layers), config.bits, config.fan_in)
+    calib_x = splits.x_train[: config.calib_samples]
+    metrics = loop.MetricsLog(run_dir, enabled=env.is_main, resume=resume)
+    start, sched_state, epoch = 0, None, 0
+    if resume:
+        info = loop.load_checkpoint(run_dir / "last.pt", model=model)
+        start, sched_state, epoch = info.state["stage"], info.state["scheduler"], info.epoch
+        log(f"resumed at stage {stages[start].name}, epoch {epoch}")
+    elif config.init_ann is not None:
+        info = loop.load_checkpoint(config.init_ann, model=model, restore_rng=False)
+        start = 1
+        log(f"ANN from {config.init_ann} (val_acc={info.best_metric})")
+    gen = torch.Generator().manual_seed(config.seed + env.rank)
+    for index in range(start, len(stages)):
+        stage = stages[index]
+        sched = Patience(config.patience, _max_epochs(config, stage))
+        resuming = sched_state is not None
+        if resuming:  # inside this stage: its best state is in stage_best.pt
+            sched.load(sched_state)
+            best_model = copy.deepcopy(model)
+            loop.load_checkpoint(run_dir / "stage_best.pt", model=best_model, restore_rng=False)
+            best = best_model.state_dict()
+            sched_state = None
+        else:
+            t0 = time.perf_counter()
+            apply_stage(model, stage, calib_x)
+            acc = evaluate(model, splits.x_val, splits.y_val, env)
+            sched.best, sched.best_epoch = acc, 0
+            best = copy.deepcopy(model.state_dict())
+            if env.is_main:
+                loop.save_checkpoint(run_dir / "stage_best.pt", model=model, epoch=epoch)
+            thr = [round(float(layer.threshold), 4) for layer in model.layers[:-1]]
+            log(
+                f"[{stage.name}] entered: val_acc={acc:.4f} thresholds={thr} "
+                f"({time.perf_counter() - t0:.1f} s)"
+            )
+            metrics.log(epoch=epoch, stage=stage.name, val_acc=acc, event="enter")
+        set_trainable(model, stage, stages)
+        params = [p for p in model.parameters() if p.requires_grad]
+        ddp = loop.wrap_ddp(model, env)
+        opt = torch.optim.Adam(params, lr=_stage_lr(config, stage))
+        if resuming:
+            loop.load_checkpoint(run_dir / "last.pt", optimizer=opt)
+        while not sched.done:
+            t0 = time.perf_counter()
+            loader = _loader(splits, config, env, epoch, full=stage.action == "ann")
+            loss, train_acc = train_epoch(
+                ddp, loader, opt, env, config, gen, desc=f"{stage.name} e{sched.epochs + 1}"
+            )
+            acc = evaluate(model, splits.x_val, splits.y_val, env)
+            epoch += 1
+            if sched.step(acc):
+                best = copy.deepcopy(model.state_dict())
+                if env.is_main:
+                    loop.save_checkpoint(run_dir / "stage_best.pt", model=model, epoch=epoch)
+            metrics.log(
+                epoch=epoch,
+                stage=stage.name,
+                val_acc=acc,
+                train_acc=train_acc,
+                loss=loss,
+                lr=_stage_lr(config, stage),
+            )
+            log(
+                f"[{stage.name}] epoch {sched.epochs}: loss={loss:.4f} train_acc={train_acc:.4f}"
+                f" val_acc={acc:.4f} best={sched.best:.4f} ({time.perf_counter() - t0:.1f} s)"
+            )
+            if env.is_main:
+                loop.save_checkpoint(
+                    run_dir / "last.pt",
+                    model=model,
+                    optimizer=opt,
+                    epoch=epoch,
+                    best_metric=sched.best,
+                    state={"stage": index, "scheduler": sched.state(), "config": _jsonable(config)},
+                )
+        model.load_state_dict(best)  # restore the stage's best checkpoint
+        log(f"[{stage.name}] done: restored best val_acc={sched.best:.4f}")
+        if stage.action == "ann" and env.is_main:
+            loop.save_checkpoint(
+                run_dir / "ann.pt", model=model, epoch=epoch, best_metric=sched.best
+            )
+        if env.is_main and index + 1 < len(stages):
+            loop.save_checkpoint(
+                run_dir / "last.pt",
+                model=model,
+                epoch=epoch,
+                best_metric=sched.best,
+                state={"stage": index + 1, "scheduler": None, "config": _jsonable(config)},
+            )
+        metrics.plot(
+            "epoch",
+            ["val_acc", "train_acc"],
+            stage_key="stage",
+            title=f"PTL {config.arch} T={config.T}",
+        )
+    for layer in model.layers:
+        layer.frozen.fill_(True)
+    model.eval()
+    if env.is_main:
+        loop.save_checkpoint(
+            run_dir / "final.pt", model=model, epoch=epoch, state={"config": _jsonable(config)}
+        )
+    return model
+
+
+def _jsonable(config: PTLConfig) -> dict[str, Any]:
+    d = asdict(config)
+    d["bits"] = list(config.bits)
+    return d
