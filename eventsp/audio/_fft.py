@@ -34,12 +34,15 @@ class FFTPlan(NamedTuple):
     perm: ``(M,)`` int64, the digit-reversed input order of the half-size complex FFT.
     radices: ``(S,)`` int64, the radix of each stage, outermost first.
     twiddle: ``(M,)`` complex128, ``W_M^t``.
+    stage_twiddle: complex128, for each stage in the order they run (innermost first) its
+        ``W_{pm}^{jk}`` at ``offset + k p + j``; each stage takes ``p m`` entries.
     post: ``(M + 1,)`` complex128, ``W_N^k`` for the real-input split.
     """
 
     perm: np.ndarray
     radices: np.ndarray
     twiddle: np.ndarray
+    stage_twiddle: np.ndarray
     post: np.ndarray
 
 
@@ -85,55 +88,79 @@ def fft_plan(n: int) -> FFTPlan:
     radices = _factor(m)
     perm = _digit_reversed(m, radices) if m > 1 else np.zeros(1, np.int64)
     twiddle = np.exp(-2j * np.pi * np.arange(m) / m)
+    stages = [np.zeros(0, np.complex128)]
+    sub = 1
+    for p in reversed(radices):
+        k, j = np.meshgrid(np.arange(sub), np.arange(p), indexing="ij")
+        stages.append(np.exp(-2j * np.pi * (j * k).ravel() / (p * sub)))
+        sub *= p
     post = np.exp(-2j * np.pi * np.arange(m + 1) / n)
-    return FFTPlan(perm, np.array(radices, np.int64), twiddle, post)
+    return FFTPlan(perm, np.array(radices, np.int64), twiddle, np.concatenate(stages), post)
 
 
-@jit("void(complex128[::1], int64[::1], complex128[::1], complex128[::1])")
-def _cfft_inplace(a: np.ndarray, radices: np.ndarray, twiddle: np.ndarray, tmp: np.ndarray) -> None:
+@jit("void(complex128[::1], int64[::1], complex128[::1], complex128[::1], complex128[::1])")
+def _cfft_inplace(
+    a: np.ndarray,
+    radices: np.ndarray,
+    twiddle: np.ndarray,
+    stage_twiddle: np.ndarray,
+    tmp: np.ndarray,
+) -> None:
     """Complex FFT of ``a`` (already in digit-reversed order) in place; ``tmp`` >= max radix."""
     size = a.shape[0]
     m = 1
+    offset = 0
     for stage in range(radices.shape[0] - 1, -1, -1):
         p = radices[stage]
         span = p * m
-        step = size // span  # W_span^t = W_size^(t * step)
+        unit = size // p  # W_p = W_size^unit
         for g in range(0, size, span):
             for k in range(m):
-                for j in range(p):
-                    tmp[j] = a[g + j * m + k] * twiddle[(j * k * step) % size]
+                base = g + k
+                if k == 0:
+                    for j in range(p):
+                        tmp[j] = a[base + j * m]
+                else:
+                    row = offset + k * p
+                    for j in range(p):
+                        tmp[j] = a[base + j * m] * stage_twiddle[row + j]
                 if p == 2:
-                    a[g + k] = tmp[0] + tmp[1]
-                    a[g + k + m] = tmp[0] - tmp[1]
+                    a[base] = tmp[0] + tmp[1]
+                    a[base + m] = tmp[0] - tmp[1]
                 elif p == 4:
                     s02 = tmp[0] + tmp[2]
                     d02 = tmp[0] - tmp[2]
                     s13 = tmp[1] + tmp[3]
                     d13 = tmp[1] - tmp[3]
                     rot = complex(d13.imag, -d13.real)  # -j * d13
-                    a[g + k] = s02 + s13
-                    a[g + k + m] = d02 + rot
-                    a[g + k + 2 * m] = s02 - s13
-                    a[g + k + 3 * m] = d02 - rot
+                    a[base] = s02 + s13
+                    a[base + m] = d02 + rot
+                    a[base + 2 * m] = s02 - s13
+                    a[base + 3 * m] = d02 - rot
                 else:
-                    unit = size // p
                     for q in range(p):
-                        acc = 0j
-                        for j in range(p):
-                            acc += tmp[j] * twiddle[((j * q) % p) * unit]
-                        a[g + k + q * m] = acc
+                        acc = tmp[0]
+                        index = 0
+                        for j in range(1, p):
+                            index += q * unit
+                            if index >= size:
+                                index -= size
+                            acc += tmp[j] * twiddle[index]
+                        a[base + q * m] = acc
+        offset += span
         m = span
 
 
 @jit(
     "void(float64[::1], int64[::1], int64[::1], complex128[::1], complex128[::1], "
-    "complex128[::1], complex128[::1], complex128[::1])"
+    "complex128[::1], complex128[::1], complex128[::1], complex128[::1])"
 )
 def _rfft_frame(
     frame: np.ndarray,
     perm: np.ndarray,
     radices: np.ndarray,
     twiddle: np.ndarray,
+    stage_twiddle: np.ndarray,
     post: np.ndarray,
     work: np.ndarray,
     tmp: np.ndarray,
@@ -144,7 +171,7 @@ def _rfft_frame(
     for i in range(m):
         n = perm[i]
         work[i] = complex(frame[2 * n], frame[2 * n + 1])
-    _cfft_inplace(work, radices, twiddle, tmp)
+    _cfft_inplace(work, radices, twiddle, stage_twiddle, tmp)
     for k in range(m + 1):
         zk = work[k % m]
         zc = work[(m - k) % m].conjugate()
@@ -165,5 +192,5 @@ def rfft(frames: np.ndarray) -> np.ndarray:
     work = np.empty(m, np.complex128)
     tmp = np.empty(max(int(plan.radices.max(initial=1)), 1), np.complex128)
     for i in range(array.shape[0]):
-        _rfft_frame(array[i], plan.perm, plan.radices, plan.twiddle, plan.post, work, tmp, out[i])
+        _rfft_frame(array[i], *plan, work, tmp, out[i])
     return out

@@ -123,8 +123,8 @@ def _mel_log(
 
 _LOGMEL_SIGNATURE = (
     "int64(float64[::1], int64[::1], {}[::1], int64, float64[::1], int64[::1], int64[::1], "
-    "complex128[::1], complex128[::1], float64, float64[:, ::1], int64[::1], int64[::1], float64, "
-    "float32[:, ::1])"
+    "complex128[::1], complex128[::1], complex128[::1], float64, float64[:, ::1], int64[::1], "
+    "int64[::1], float64, float32[:, ::1])"
 )
 
 
@@ -138,6 +138,7 @@ def _logmel_chunk(
     perm: np.ndarray,
     radices: np.ndarray,
     twiddle: np.ndarray,
+    stage_twiddle: np.ndarray,
     post: np.ndarray,
     power: float,
     fb: np.ndarray,
@@ -169,7 +170,7 @@ def _logmel_chunk(
             j = start + k
             value = tail[j] if j < held else chunk[j - held]
             frame[k] = window[k] * value
-        _rfft_frame(frame, perm, radices, twiddle, post, work, tmp, spectrum)
+        _rfft_frame(frame, perm, radices, twiddle, stage_twiddle, post, work, tmp, spectrum)
         _mel_log_row(spectrum, power, fb, lo, hi, log_offset, magnitude, out[i])
     total = held + chunk.shape[0]
     first = n * hop

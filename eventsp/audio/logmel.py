@@ -215,6 +215,7 @@ def logmel_step(
         fft.perm,
         fft.radices,
         fft.twiddle,
+        fft.stage_twiddle,
         fft.post,
         float(config.power),
         plan.fb,
