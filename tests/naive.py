@@ -115,7 +115,7 @@ def _node_step(node, name, ins, frame, state, t):
     if isinstance(node, g.LIF):
         v = F32(node.decay) * state.get(name, np.zeros_like(x)) + x
         s = v >= F32(node.threshold)
-        state[name] = np.where(s, F32(0), v).astype(F32)
+        state[name] = np.where(s | (np.abs(v) < F32(1e-30)), F32(0), v).astype(F32)
         return s.astype(F32)
     if isinstance(node, g.MultiSpike):
         dt = F32(node.dt)

@@ -1,11 +1,16 @@
-"""2-D convolution and pooling kernels on ``(C, H, W)`` activations in C order.
+"""2-D convolution, pooling and layout kernels. Spatial activations are stored ``(H, W, C)``.
 
-Convolution is cross-correlation as in torch, with stride, zero padding and groups. The dense
-path gathers (for each output channel, input channel, kernel tap, output pixel); the
-event-driven path scatters one kernel patch per nonzero input pixel, from weights stored
-``(C_in, kh, kw, out_per_group)`` at ``params[P2:]``. Every output is summed as bias, then the
-taps in ``(input channel, ky, kx)`` order on both paths, so they agree bit for bit. The path is
-chosen per frame from the fraction of nonzero inputs (:data:`SPARSE_MAX_DENSITY`).
+Inside the runtime every 3-D activation ``(C, H, W)`` of the graph is stored channels-last,
+``(H, W, C)`` in C order, so that one input pixel's kernel patch updates contiguous runs of
+output channels. The graph's ``(C, H, W)`` order is restored at Flatten and Output, and the
+input frame is transposed once on the way in (:func:`to_hwc`, :func:`to_chw`).
+
+Convolution is cross-correlation as in torch, with stride, zero padding and groups, from
+weights stored ``(C_in, kh, kw, out_per_group)`` at ``params[P0:]``. The event-driven path
+scatters one kernel patch per nonzero input pixel; the dense path gathers every output pixel.
+Both add into an output as bias, then the taps in ``(ky, kx, input channel)`` order, so they
+agree bit for bit. The path is chosen per frame from the fraction of nonzero inputs
+(:data:`~eventsp.kernels.layout.SPARSE_MAX_DENSITY`).
 """
 
 from __future__ import annotations
@@ -26,7 +31,6 @@ from eventsp.kernels.layout import (
     OUT,
     P0,
     P1,
-    P2,
     PH,
     PW,
     SH,
@@ -38,11 +42,12 @@ from eventsp.kernels.layout import (
     H,
     W,
 )
+from eventsp.kernels.vector import axpy
 
 
 @jit(OP_SIGNATURE)
 def conv2d_step(row, params, acts, values, cnt, t):
-    """One frame of Conv2d; weights ``(O, C/G, kh, kw)`` at ``P0``, scatter copy at ``P2``."""
+    """One frame of Conv2d on ``(H, W, C)`` input into ``(HO, WO, O)`` output."""
     n_c, n_h, n_w = row[C], row[H], row[W]
     n_o, n_ho, n_wo = row[OC], row[HO], row[WO]
     kh, kw, sh, sw, ph, pw = row[KH], row[KW], row[SH], row[SW], row[PH], row[PW]
@@ -51,12 +56,11 @@ def conv2d_step(row, params, acts, values, cnt, t):
     opg = n_o // groups
     x = acts[row[IN] : row[IN] + row[N_IN]]
     y = acts[row[OUT] : row[OUT] + row[N_OUT]]
-    plane = n_ho * n_wo
+    w0 = row[P0]
     b_off = row[P1]
-    for o in range(n_o):
-        b = params[b_off + o] if b_off >= 0 else 0.0
-        for p in range(plane):
-            y[o * plane + p] = b
+    for p in range(n_ho * n_wo):
+        for o in range(n_o):
+            y[p * n_o + o] = params[b_off + o] if b_off >= 0 else 0.0
     nnz = 0
     binary = True
     for i in range(x.shape[0]):
@@ -66,77 +70,108 @@ def conv2d_step(row, params, acts, values, cnt, t):
             if v != 1.0:
                 binary = False
     effective = 0
+    unit_stride = sh == 1 and sw == 1
     if nnz < SPARSE_MAX_DENSITY * x.shape[0]:
-        ws = row[P2]
-        for c in range(n_c):
-            g = c // cin_pg
-            for iy in range(n_h):
-                for ix in range(n_w):
-                    v = x[(c * n_h + iy) * n_w + ix]
+        for iy in range(n_h):
+            for ix in range(n_w):
+                base_in = (iy * n_w + ix) * n_c
+                for c in range(n_c):
+                    v = x[base_in + c]
                     if v == 0.0:
                         continue
+                    o0 = (c // cin_pg) * opg
                     for ky in range(kh):
-                        ny = iy + ph - ky
-                        if ny < 0 or ny % sh != 0 or ny // sh >= n_ho:
+                        ny = iy + ph - ky  # = oy * sh for the output row this tap reaches
+                        if ny < 0:
+                            break
+                        if unit_stride:
+                            oy = ny
+                        elif ny % sh != 0:
                             continue
-                        oy = ny // sh
+                        else:
+                            oy = ny // sh
+                        if oy >= n_ho:
+                            continue
                         for kx in range(kw):
                             nx = ix + pw - kx
-                            if nx < 0 or nx % sw != 0 or nx // sw >= n_wo:
+                            if nx < 0:
+                                break
+                            if unit_stride:
+                                ox = nx
+                            elif nx % sw != 0:
                                 continue
-                            ox = nx // sw
-                            wbase = ws + ((c * kh + ky) * kw + kx) * opg
-                            obase = (g * opg * n_ho + oy) * n_wo + ox
-                            for ol in range(opg):
-                                y[obase + ol * plane] += v * params[wbase + ol]
+                            else:
+                                ox = nx // sw
+                            if ox >= n_wo:
+                                continue
+                            ob = (oy * n_wo + ox) * n_o + o0
+                            axpy(y, ob, params, w0 + ((c * kh + ky) * kw + kx) * opg, opg, v)
                             effective += opg
     else:
-        w0 = row[P0]
-        for o in range(n_o):
-            g = o // opg
-            for cl in range(cin_pg):
-                c = g * cin_pg + cl
+        for oy in range(n_ho):
+            for ox in range(n_wo):
+                ob = (oy * n_wo + ox) * n_o
                 for ky in range(kh):
+                    iy = oy * sh - ph + ky
+                    if iy < 0 or iy >= n_h:
+                        continue
                     for kx in range(kw):
-                        w = params[w0 + ((o * cin_pg + cl) * kh + ky) * kw + kx]
-                        ox_lo = max(0, (pw - kx + sw - 1) // sw)
-                        ox_hi = min(n_wo, (n_w - 1 + pw - kx) // sw + 1)
-                        for oy in range(n_ho):
-                            iy = oy * sh - ph + ky
-                            if iy < 0 or iy >= n_h:
-                                continue
-                            xb = (c * n_h + iy) * n_w - pw + kx
-                            yb = (o * n_ho + oy) * n_wo
-                            for ox in range(ox_lo, ox_hi):
-                                xv = x[xb + ox * sw]
-                                if xv != 0.0:
-                                    effective += 1
-                                y[yb + ox] += w * xv
+                        ix = ox * sw - pw + kx
+                        if ix < 0 or ix >= n_w:
+                            continue
+                        base_in = (iy * n_w + ix) * n_c
+                        for c in range(n_c):
+                            v = x[base_in + c]
+                            if v != 0.0:
+                                effective += opg
+                            o0 = ob + (c // cin_pg) * opg
+                            axpy(y, o0, params, w0 + ((c * kh + ky) * kw + kx) * opg, opg, v)
     if binary:
         cnt[ACS] += effective
     else:
         cnt[MACS] += effective
-    cnt[DENSE_OPS] += n_o * plane * cin_pg * kh * kw
+    cnt[DENSE_OPS] += n_ho * n_wo * n_o * cin_pg * kh * kw
 
 
 @jit(OP_SIGNATURE)
 def pool2d_step(row, params, acts, values, cnt, t):
-    """Sum (``P0 == 0``) or average (``P0 == 1``) over ``kh x kw`` windows, no padding."""
-    n_c, n_h, n_w = row[C], row[H], row[W]
+    """Sum (``P0 == 0``) or average (``P0 == 1``) over ``kh x kw`` windows, no padding.
+
+    The window is summed in float32 in ``(ky, kx)`` order, then multiplied by ``1/(kh*kw)``.
+    """
+    n_c, n_w = row[C], row[W]
     n_ho, n_wo = row[HO], row[WO]
     kh, kw, sh, sw = row[KH], row[KW], row[SH], row[SW]
     x = acts[row[IN] : row[IN] + row[N_IN]]
     y = acts[row[OUT] : row[OUT] + row[N_OUT]]
     average = row[P0] == 1
-    inv = 1.0 / (kh * kw)
+    inv = params[row[P1]]
+    for oy in range(n_ho):
+        for ox in range(n_wo):
+            y_run = y[(oy * n_wo + ox) * n_c : (oy * n_wo + ox + 1) * n_c]
+            y_run[:] = 0.0
+            for ky in range(kh):
+                for kx in range(kw):
+                    b = ((oy * sh + ky) * n_w + ox * sw + kx) * n_c
+                    x_run = x[b : b + n_c]
+                    for c in range(n_c):
+                        y_run[c] += x_run[c]
+            if average:
+                for c in range(n_c):
+                    y_run[c] *= inv
+
+
+@jit("void(float32[::1], float32[::1], int64, int64, int64)")
+def to_hwc(src, dst, n_c, n_h, n_w):
+    """``dst (H, W, C) = src (C, H, W)``."""
     for c in range(n_c):
-        for oy in range(n_ho):
-            for ox in range(n_wo):
-                s = 0.0
-                for ky in range(kh):
-                    base = (c * n_h + oy * sh + ky) * n_w + ox * sw
-                    for kx in range(kw):
-                        s += x[base + kx]
-                if average:
-                    s = s * inv
-                y[(c * n_ho + oy) * n_wo + ox] = s
+        for p in range(n_h * n_w):
+            dst[p * n_c + c] = src[c * n_h * n_w + p]
+
+
+@jit("void(float32[::1], float32[::1], int64, int64, int64)")
+def to_chw(src, dst, n_c, n_h, n_w):
+    """``dst (C, H, W) = src (H, W, C)``."""
+    for c in range(n_c):
+        for p in range(n_h * n_w):
+            dst[c * n_h * n_w + p] = src[p * n_c + c]

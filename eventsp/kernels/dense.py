@@ -28,6 +28,7 @@ from eventsp.kernels.layout import (
     SPARSE_MAX_DENSITY,
     H,
 )
+from eventsp.kernels.vector import axpy
 
 OP_SIGNATURE = "void(int64[::1], float32[::1], float32[::1], float32[::1], float64[::1], int64)"
 
@@ -49,17 +50,10 @@ def _accumulate_rows(x, weight, y, w_off, bias_unused, cnt):
         for i in range(n_in):
             v = x[i]
             if v != 0.0:
-                base = w_off + i * n_out
-                w_row = weight[base : base + n_out]
-                for j in range(n_out):
-                    y[j] += v * w_row[j]
+                axpy(y, 0, weight, w_off + i * n_out, n_out, v)
     else:
         for i in range(n_in):
-            v = x[i]
-            base = w_off + i * n_out
-            w_row = weight[base : base + n_out]
-            for j in range(n_out):
-                y[j] += v * w_row[j]
+            axpy(y, 0, weight, w_off + i * n_out, n_out, x[i])
     if binary:
         cnt[ACS] += nnz * n_out
     else:

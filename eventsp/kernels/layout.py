@@ -17,7 +17,8 @@ Columns (``-1`` where unused):
 ``P2``       offset of extra parameters (scatter-layout conv weights, neuron constants)
 ``S0``       offset of this op's state in ``values``
 ``IN2``      offset of the second input (``ADD``)
-``C H W``    input geometry; ``OC HO WO`` output geometry
+``C H W``    input geometry (spatial data is stored ``(H, W, C)``, see ``conv.py``);
+             ``OC HO WO`` output geometry
 ``KH KW``    kernel size; ``SH SW`` stride; ``PH PW`` padding; ``G`` groups
 ``MODE``     op-specific integer (readout mode, ...)
 ===========  ===============================================================================
@@ -36,6 +37,7 @@ DENSE = 3
 CONV2D = 4
 CCONV1D = 5
 POOL = 6  # P0 == 1: average, 0: sum
+FLATTEN = 7  # (H, W, C) storage -> the graph's (C, H, W) order
 ADD = 8
 IF = 9
 LIF = 10

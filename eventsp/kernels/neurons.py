@@ -33,6 +33,9 @@ from eventsp.kernels.layout import (
     C,
 )
 
+# LIF membranes below this magnitude are flushed to zero (see lif_step).
+TINY = np.float32(1e-30)
+
 
 @jit(OP_SIGNATURE)
 def if_step(row, params, acts, values, cnt, t):
@@ -59,7 +62,10 @@ def if_step(row, params, acts, values, cnt, t):
 
 @jit(OP_SIGNATURE)
 def lif_step(row, params, acts, values, cnt, t):
-    """``v = decay*v + x; s = v >= th; v = 0 where s``; ``params[P2:]`` is ``(th, decay)``."""
+    """``v = decay*v + x; s = v >= th; v = 0 where s``; ``params[P2:]`` is ``(th, decay)``.
+
+    Membranes with ``|v| < 1e-30`` after the update are set to exactly 0.
+    """
     n = row[N_OUT]
     x = acts[row[IN] : row[IN] + n]
     y = acts[row[OUT] : row[OUT] + n]
@@ -69,13 +75,12 @@ def lif_step(row, params, acts, values, cnt, t):
     spikes = 0
     for i in range(n):
         u = decay * v[i] + x[i]
-        if u >= th:
-            u = np.float32(0.0)
-            y[i] = 1.0
-            spikes += 1
-        else:
-            y[i] = 0.0
-        v[i] = u
+        fire = u >= th
+        # Reset, and flush |v| < 1e-30 to 0: a decaying membrane would otherwise pass through
+        # float32 denormals, which are ~100x slower on x86.
+        v[i] = np.float32(0.0) if fire or abs(u) < TINY else u
+        y[i] = np.float32(1.0) if fire else np.float32(0.0)
+        spikes += fire
     cnt[NONZERO] += spikes
     cnt[SPIKES] += spikes
     cnt[TOTAL] += n

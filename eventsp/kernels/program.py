@@ -1,24 +1,30 @@
 """The interpreter: one jitted call runs a compiled network over frames and streams.
 
-:func:`execute` walks the ``code`` table (see :mod:`eventsp.kernels.layout`) once per frame
-and stream, dispatching each row to its kernel. Streams are independent: stream ``b`` reads
-``xs[:, b]``, writes ``outs[:, b]`` and touches only row ``b`` of ``values``, ``acts``,
-``steps`` and ``counters``, so any split of a batch gives the same results.
+:func:`execute_step` (one frame) and :func:`execute_run` (a block of frames) walk the
+``code`` table (see :mod:`eventsp.kernels.layout`) once per frame and stream, dispatching each
+row to its kernel. Row 0 of ``code`` is a header: ``N_IN``/``N_OUT`` the frame sizes, ``H`` the
+size of ``acts`` and ``W`` the size of ``values`` per stream; both entry points check the
+arrays they are given against it before touching memory and return a status code.
+
+Streams are independent: stream ``b`` reads ``xs[:, b]``, writes ``outs[:, b]`` and touches
+only row ``b`` of ``values``, ``acts``, ``steps`` and ``counters``, so any split of a batch
+gives the same results.
 
 Numba caches this function on disk keyed on this file only: after editing any kernel it calls
-(``dense.py``, ``conv.py``, ``neurons.py``, ``layout.py``), touch this file too.
+(``dense.py``, ``conv.py``, ``neurons.py``, ``vector.py``, ``layout.py``), touch this file too.
 """
 
 from __future__ import annotations
 
 from eventsp._jit import jit
-from eventsp.kernels.conv import conv2d_step, pool2d_step
+from eventsp.kernels.conv import conv2d_step, pool2d_step, to_chw, to_hwc
 from eventsp.kernels.dense import causal_conv1d_step, dense_step
 from eventsp.kernels.layout import (
     ADD,
     CCONV1D,
     CONV2D,
     DENSE,
+    FLATTEN,
     IF,
     IN,
     INPUT,
@@ -27,12 +33,16 @@ from eventsp.kernels.layout import (
     MSPIKE,
     N_IN,
     N_OUT,
+    NCOUNT,
     OP,
     OUT,
     OUTPUT,
     POOL,
     READOUT,
     RELU,
+    C,
+    H,
+    W,
 )
 from eventsp.kernels.neurons import (
     add_step,
@@ -44,55 +54,122 @@ from eventsp.kernels.neurons import (
     relu_step,
 )
 
-EXECUTE_SIGNATURE = (
-    "void(int64[:, ::1], float32[::1], float32[:, :, ::1], float32[:, :, ::1], "
-    "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1])"
+STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
+FRAME_SIGNATURE = (
+    "void(int64[:, ::1], float32[::1], float32[::1], float32[::1], "
+    "float32[::1], float32[::1], float64[:, ::1], int64)"
 )
 
+# Status codes returned by execute_run / execute_step.
+OK = 0
+BAD_INPUT = 1
+BAD_BATCH = 2
+BAD_STATE = 3
 
-@jit(EXECUTE_SIGNATURE)
-def execute(code, params, xs, outs, values, acts, steps, counters):
-    """Run ``xs`` (T, batch, n_in) through the program; write ``outs`` (T, batch, n_out).
 
-    ``values`` (batch, n_state), ``acts`` (batch, n_act), ``steps`` (batch,) and ``counters``
-    (batch, n_ops, NCOUNT) are the streams' state, updated in place.
+@jit(FRAME_SIGNATURE)
+def run_frame(code, params, x, out, a, v, cnt, t):
+    """One frame ``x`` (n_in,) of one stream: activations ``a``, state ``v``, counters ``cnt``.
+
+    Row 0 of ``code`` is the header (``NOP``); the other rows run in order.
     """
-    n_frames = xs.shape[0]
-    n_ops = code.shape[0]
-    for b in range(xs.shape[1]):
-        a = acts[b]
-        v = values[b]
-        cnt = counters[b]
-        for f in range(n_frames):
-            t = steps[b]
-            for k in range(n_ops):
-                row = code[k]
-                op = row[OP]
-                c = cnt[k]
-                if op == INPUT:
-                    a[row[OUT] : row[OUT] + row[N_OUT]] = xs[f, b]
-                elif op == DENSE:
-                    dense_step(row, params, a, v, c, t)
-                elif op == LIF:
-                    lif_step(row, params, a, v, c, t)
-                elif op == IF:
-                    if_step(row, params, a, v, c, t)
-                elif op == CONV2D:
-                    conv2d_step(row, params, a, v, c, t)
-                elif op == POOL:
-                    pool2d_step(row, params, a, v, c, t)
-                elif op == OUTPUT:
-                    outs[f, b] = a[row[IN] : row[IN] + row[N_IN]]
-                elif op == MSPIKE:
-                    multispike_step(row, params, a, v, c, t)
-                elif op == RELU:
-                    relu_step(row, params, a, v, c, t)
-                elif op == ADD:
-                    add_step(row, params, a, v, c, t)
-                elif op == CCONV1D:
-                    causal_conv1d_step(row, params, a, v, c, t)
-                elif op == LMU:
-                    lmu_step(row, params, a, v, c, t)
-                elif op == READOUT:
-                    readout_step(row, params, a, v, c, t)
-            steps[b] = t + 1
+    for k in range(1, code.shape[0]):
+        row = code[k]
+        op = row[OP]
+        c = cnt[k]
+        if op == INPUT:
+            if row[C] > 0:
+                to_hwc(x, a[row[OUT] : row[OUT] + row[N_OUT]], row[C], row[H], row[W])
+            else:
+                a[row[OUT] : row[OUT] + row[N_OUT]] = x
+        elif op == DENSE:
+            dense_step(row, params, a, v, c, t)
+        elif op == LIF:
+            lif_step(row, params, a, v, c, t)
+        elif op == IF:
+            if_step(row, params, a, v, c, t)
+        elif op == CONV2D:
+            conv2d_step(row, params, a, v, c, t)
+        elif op == POOL:
+            pool2d_step(row, params, a, v, c, t)
+        elif op == OUTPUT:
+            if row[C] > 0:
+                to_chw(a[row[IN] : row[IN] + row[N_IN]], out, row[C], row[H], row[W])
+            else:
+                out[:] = a[row[IN] : row[IN] + row[N_IN]]
+        elif op == FLATTEN:
+            src = a[row[IN] : row[IN] + row[N_IN]]
+            to_chw(src, a[row[OUT] : row[OUT] + row[N_OUT]], row[C], row[H], row[W])
+        elif op == MSPIKE:
+            multispike_step(row, params, a, v, c, t)
+        elif op == RELU:
+            relu_step(row, params, a, v, c, t)
+        elif op == ADD:
+            add_step(row, params, a, v, c, t)
+        elif op == CCONV1D:
+            causal_conv1d_step(row, params, a, v, c, t)
+        elif op == LMU:
+            lmu_step(row, params, a, v, c, t)
+        elif op == READOUT:
+            readout_step(row, params, a, v, c, t)
+
+
+@jit("int64(int64[:, ::1], int64, int64, int64, " + STATE_TYPES + ")")
+def check_shapes(code, n_in, n_out, batch, values, acts, steps, counters):
+    """Status of a call: frame sizes, batch and state sizes against the header row."""
+    head = code[0]
+    if n_in != head[N_IN] or n_out != head[N_OUT]:
+        return BAD_INPUT
+    if steps.shape[0] != batch:
+        return BAD_BATCH
+    if (
+        values.shape[0] != batch
+        or acts.shape[0] != batch
+        or counters.shape[0] != batch
+        or acts.shape[1] != head[H]
+        or values.shape[1] != head[W]
+        or counters.shape[1] != code.shape[0]
+        or counters.shape[2] != NCOUNT
+    ):
+        return BAD_STATE
+    return OK
+
+
+@jit(
+    "int64(int64[:, ::1], float32[::1], float32[:, :, ::1], float32[:, :, ::1], "
+    + STATE_TYPES
+    + ")"
+)
+def execute_run(code, params, xs, outs, values, acts, steps, counters):
+    """Run ``xs`` (T, batch, n_in) into ``outs`` (T, batch, n_out); returns a status code.
+
+    ``values`` (batch, n_values), ``acts`` (batch, n_acts), ``steps`` (batch,) and
+    ``counters`` (batch, n_rows, NCOUNT) are the streams' state, updated in place. Nothing
+    runs unless the status is ``OK``.
+    """
+    batch = xs.shape[1]
+    if outs.shape[0] != xs.shape[0] or outs.shape[1] != batch:
+        return BAD_INPUT
+    status = check_shapes(code, xs.shape[2], outs.shape[2], batch, values, acts, steps, counters)
+    if status != OK:
+        return status
+    for b in range(batch):
+        for f in range(xs.shape[0]):
+            run_frame(code, params, xs[f, b], outs[f, b], acts[b], values[b], counters[b], steps[b])
+            steps[b] += 1
+    return OK
+
+
+@jit("int64(int64[:, ::1], float32[::1], float32[:, ::1], float32[:, ::1], " + STATE_TYPES + ")")
+def execute_step(code, params, x, out, values, acts, steps, counters):
+    """One frame for every stream: ``x`` (batch, n_in) into ``out`` (batch, n_out)."""
+    batch = x.shape[0]
+    if out.shape[0] != batch:
+        return BAD_INPUT
+    status = check_shapes(code, x.shape[1], out.shape[1], batch, values, acts, steps, counters)
+    if status != OK:
+        return status
+    for b in range(batch):
+        run_frame(code, params, x[b], out[b], acts[b], values[b], counters[b], steps[b])
+        steps[b] += 1
+    return OK

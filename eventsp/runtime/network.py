@@ -17,7 +17,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from eventsp.kernels import layout as lay
-from eventsp.kernels.program import execute
+from eventsp.kernels.program import OK, execute_run, execute_step
 from eventsp.model import graph as g
 from eventsp.runtime.program import Program, compile_graph
 
@@ -89,6 +89,8 @@ class Network:
         self.input_shape: tuple[int, ...] = shapes[graph.input_name]
         self.output_shape: tuple[int, ...] = shapes[graph.output_name]
         self.program: Program = compile_graph(graph)
+        self._flat_input = len(self.input_shape) == 1
+        self._flat_output = len(self.output_shape) == 1
         self.parameter_bytes = int(
             sum(
                 int(arr.nbytes)
@@ -145,36 +147,41 @@ class Network:
         p = self.program
         frames = xs.reshape(xs.shape[0], batch, p.n_in)
         outs = np.empty((xs.shape[0], batch, p.n_out), np.float32)
-        execute(
-            p.code, p.params, frames, outs, state.values, state.acts, state.steps, state.counters
-        )
+        status = execute_run(p.code, p.params, frames, outs, *state)
+        if status != OK:  # pragma: no cover - the checks above make this unreachable
+            raise RuntimeError(f"runtime kernel refused the call (status {status})")
         return outs.reshape((xs.shape[0], batch, *self.output_shape)), state
 
     def step(self, x: np.ndarray, state: NetworkState) -> tuple[np.ndarray, NetworkState]:
-        """Advance every stream by one frame: ``x`` is ``(batch, *input_shape)``."""
-        if type(x) is not np.ndarray or x.dtype != np.float32 or not x.flags.c_contiguous:
-            x = np.ascontiguousarray(x, dtype=np.float32)
+        """Advance every stream by one frame: ``x`` is ``(batch, *input_shape)`` float32.
+
+        Returns the output ``(batch, *output_shape)`` float32 and ``state`` (updated in place).
+        Other dtypes and layouts are converted (slower); the shapes are checked in the kernel.
+        """
         p = self.program
+        try:
+            batch = x.shape[0]
+            out = np.empty((batch, p.n_out), np.float32)
+            flat = x if self._flat_input else x.reshape(batch, p.n_in)
+            status = execute_step(p.code, p.params, flat, out, *state)
+        except (TypeError, AttributeError, ValueError, IndexError):
+            return self._step_slowly(x, state)
+        if status != OK:
+            return self._step_slowly(x, state)
+        return (out if self._flat_output else out.reshape((batch, *self.output_shape))), state
+
+    def _step_slowly(self, x: Any, state: NetworkState) -> tuple[np.ndarray, NetworkState]:
+        """:meth:`step` for inputs that need converting, or that are wrong (clear errors)."""
+        self._check_state(state)
+        x = np.ascontiguousarray(x, dtype=np.float32)
         batch = state.steps.shape[0]
-        if x.shape[0] != batch or x.size != batch * p.n_in or x.shape[1:] != self.input_shape:
+        if x.ndim < 1 or x.shape[0] != batch or x.shape[1:] != self.input_shape:
             raise ValueError(
                 f"frame has shape {x.shape}; expected ({batch}, "
                 f"{', '.join(map(str, self.input_shape))}) for this network and state"
             )
-        if state.values.shape[1] != p.n_values or state.acts.shape[1] != p.n_acts:
-            self._check_state(state)
-        outs = np.empty((1, batch, p.n_out), np.float32)
-        execute(
-            p.code,
-            p.params,
-            x.reshape(1, batch, p.n_in),
-            outs,
-            state.values,
-            state.acts,
-            state.steps,
-            state.counters,
-        )
-        return outs.reshape((batch, *self.output_shape)), state
+        outs, state = self.run(x[None], state)
+        return outs[0], state
 
     def reset(self, state: NetworkState, streams: Any = None) -> NetworkState:
         """Zero the state and counters of ``streams`` (indices, a mask or ``None`` for all)."""
@@ -192,7 +199,8 @@ class Network:
         return state
 
     def node_state(self, state: NetworkState, name: str) -> np.ndarray:
-        """A view ``(batch, size)`` of node ``name``'s state in ``state.values``.
+        """A view of node ``name``'s state in ``state.values``: ``(batch, C, H, W)`` for spatial
+        nodes, else ``(batch, size)``.
 
         IF, LIF and MultiSpike: membranes; LMUMemory: memories ``m[c, i]``; Readout: the
         accumulated sum; CausalConv1d: its ring of past input frames.
@@ -204,7 +212,12 @@ class Network:
                 size = int(p.code[k, lay.N_OUT])
                 if p.code[k, lay.OP] == lay.CCONV1D:
                     size = int(p.code[k, lay.H] * p.code[k, lay.N_IN])
-                return state.values[:, start : start + size]
+                view = state.values[:, start : start + size]
+                shape = self.graph.shapes()[name]
+                if len(shape) == 3:  # stored (H, W, C): show it in the graph's (C, H, W) order
+                    c, h, w = shape
+                    return view.reshape(-1, h, w, c).transpose(0, 3, 1, 2)
+                return view
         raise KeyError(f"node {name!r} has no state; stateful nodes: {self._stateful()}")
 
     def _stateful(self) -> list[str]:

@@ -3,8 +3,10 @@
 The program is plain arrays (see :mod:`eventsp.kernels.layout`): an ``int64`` ``code`` table,
 a flat ``float32`` ``params`` buffer, and the sizes of the per-stream buffers (``acts`` for
 every node's output, ``values`` for state). Flatten and Identity cost nothing: their output
-is their input's slot. Parameter layouts: Dense ``W.T`` (in, out); Conv2d ``W`` as given plus
-a scatter copy ``(C_in, kh, kw, out/groups)``; CausalConv1d ``W`` as ``(k, in, out)``.
+is their input's slot. Spatial activations are stored ``(H, W, C)`` (see
+:mod:`eventsp.kernels.conv`); Flatten and a spatial Output put them back in ``(C, H, W)``
+order. Parameter layouts: Dense ``W.T`` (in, out); Conv2d ``(C_in, kh, kw, out/groups)``;
+CausalConv1d ``(k, in, out)``.
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ __all__ = ["Program", "compile_graph"]
 class Program:
     """A compiled network: the code table, parameters and buffer sizes."""
 
-    code: np.ndarray  # (n_ops, NCOL) int64
+    code: np.ndarray  # (1 + n_ops, NCOL) int64; row 0 is the header
     params: np.ndarray  # (n_params,) float32
     n_acts: int
     n_values: int
     n_in: int
     n_out: int
-    op_names: tuple[str, ...]  # graph node that each code row comes from
+    op_names: tuple[str, ...]  # graph node that each code row comes from ("" for the header)
     op_kinds: tuple[str, ...]  # its node type
 
 
@@ -83,16 +85,19 @@ def compile_graph(graph: g.Graph) -> Program:
         size = math.prod(shapes[name])
         src = slot[preds[0]] if preds else -1
         n_in = math.prod(shapes[preds[0]]) if preds else size
-        if isinstance(node, g.Flatten | g.Identity):
+        spatial = _chw(shapes[preds[0]] if preds else shapes[name])
+        if isinstance(node, g.Identity) or (isinstance(node, g.Flatten) and not spatial):
             slot[name] = src
             continue
         if isinstance(node, g.Output):
-            b.op(name, node, OP=lay.OUTPUT, IN=src, N_IN=size, N_OUT=size)
+            b.op(name, node, OP=lay.OUTPUT, IN=src, N_IN=size, N_OUT=size, **spatial)
             continue
         out = slot[name] = b.act(size)
         common = {"IN": src, "N_IN": n_in, "OUT": out, "N_OUT": size}
         if isinstance(node, g.Input):
-            b.op(name, node, OP=lay.INPUT, OUT=out, N_OUT=size)
+            b.op(name, node, OP=lay.INPUT, OUT=out, N_OUT=size, **spatial)
+        elif isinstance(node, g.Flatten):
+            b.op(name, node, OP=lay.FLATTEN, **spatial, **common)
         elif isinstance(node, g.Dense):
             w = node.real_weight().T
             b.op(name, node, OP=lay.DENSE, P0=b.param(w), P1=b.param(node.bias), **common)
@@ -125,6 +130,7 @@ def compile_graph(graph: g.Graph) -> Program:
                 node,
                 OP=lay.POOL,
                 P0=average,
+                P1=b.param([1.0 / (kh * kw)]),
                 KH=kh,
                 KW=kw,
                 SH=sh,
@@ -157,16 +163,28 @@ def compile_graph(graph: g.Graph) -> Program:
         else:  # pragma: no cover - every registered type is handled above
             raise g.GraphError(f"the runtime cannot run node {name!r} of type {node.type}")
     params = np.concatenate(b.params) if b.params else np.zeros(1, np.float32)
+    n_in = math.prod(shapes[graph.input_name])
+    n_out = math.prod(shapes[graph.output_name])
+    n_acts, n_values = max(b.n_acts, 1), max(b.n_values, 1)
+    header = np.full(lay.NCOL, -1, dtype=np.int64)
+    header[[lay.OP, lay.N_IN, lay.N_OUT, lay.H, lay.W]] = (lay.NOP, n_in, n_out, n_acts, n_values)
     return Program(
-        code=np.ascontiguousarray(np.stack(b.rows)),
+        code=np.ascontiguousarray(np.stack([header, *b.rows])),
         params=np.ascontiguousarray(params, dtype=np.float32),
-        n_acts=max(b.n_acts, 1),
-        n_values=max(b.n_values, 1),
-        n_in=math.prod(shapes[graph.input_name]),
-        n_out=math.prod(shapes[graph.output_name]),
-        op_names=tuple(b.names),
-        op_kinds=tuple(b.kinds),
+        n_acts=n_acts,
+        n_values=n_values,
+        n_in=n_in,
+        n_out=n_out,
+        op_names=("", *b.names),
+        op_kinds=("header", *b.kinds),
     )
+
+
+def _chw(shape: tuple[int, ...]) -> dict[str, int]:
+    """Geometry columns of a ``(C, H, W)`` shape (stored ``(H, W, C)``); none for others."""
+    if len(shape) != 3:
+        return {}
+    return {"C": shape[0], "H": shape[1], "W": shape[2]}
 
 
 def _conv(b: _Builder, name: str, node: g.Conv2d, shape_in, shape_out, common) -> None:
@@ -174,18 +192,18 @@ def _conv(b: _Builder, name: str, node: g.Conv2d, shape_in, shape_out, common) -
     n_o, cin_pg, kh, kw = w.shape
     opg = n_o // node.groups
     c, h, width = shape_in
-    # Scatter layout: for input channel c (group gi = c // cin_pg), W[gi*opg + ol, c % cin_pg].
-    scatter = np.empty((c, kh, kw, opg), np.float32)
+    # Layout (C_in, kh, kw, out_per_group): input channel ci feeds W[gi*opg + ol, ci % cin_pg]
+    # with gi = ci // cin_pg its group.
+    patches = np.empty((c, kh, kw, opg), np.float32)
     for ci in range(c):
         gi = ci // cin_pg
-        scatter[ci] = np.transpose(w[gi * opg : (gi + 1) * opg, ci % cin_pg], (1, 2, 0))
+        patches[ci] = np.transpose(w[gi * opg : (gi + 1) * opg, ci % cin_pg], (1, 2, 0))
     b.op(
         name,
         node,
         OP=lay.CONV2D,
-        P0=b.param(w),
+        P0=b.param(patches),
         P1=b.param(node.bias),
-        P2=b.param(scatter),
         C=c,
         H=h,
         W=width,
