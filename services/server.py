@@ -128,15 +128,21 @@ async def create_server(
         grpc_server,
     )
     bind = f"{config.host}:{config.port}"
-    if config.tls_cert is not None and config.tls_key is not None:
-        credentials = grpc.ssl_server_credentials(
-            [(Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes())]
-        )
-        port = grpc_server.add_secure_port(bind, credentials)
-    else:
-        port = grpc_server.add_insecure_port(bind)
+    try:
+        if config.tls_cert is not None and config.tls_key is not None:
+            credentials = grpc.ssl_server_credentials(
+                [(Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes())]
+            )
+            port = grpc_server.add_secure_port(bind, credentials)
+        else:
+            port = grpc_server.add_insecure_port(bind)
+    except RuntimeError:  # grpc reports a failed bind as RuntimeError
+        port = 0
     if port == 0:
-        raise OSError(f"could not bind {bind}; is the port in use? pass --port 0 for a free one")
+        raise OSError(
+            f"could not bind {bind}; the port is in use or the address is not local; pass "
+            "--port 0 for a free port"
+        )
     server = Server(grpc_server, registry, metrics, health, config, f"{config.host}:{port}")
     return server, port
 

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 from eventsp.clients.client import Client, ServiceCallError
+from eventsp.model import LIF, Dense, Flatten, Graph, Input, Output, Readout
+from eventsp.model.format import save_model
 from eventsp.services.config import ServerConfig
 from eventsp.services.server import create_server
 from eventsp.services.tasks import (
@@ -213,3 +215,65 @@ def wait_until():
 def held_stream():
     """``held_stream(client, **kwargs)``: a StreamAudio call held open until ``.finish()``."""
     return HeldStream
+
+
+# Tiny runtime models with random weights, written to tmp_path only (never shipped).
+LABELS = [str(d) for d in range(10)]
+WINDOW_US = 20_000
+
+
+def event_graph(rng) -> Graph:
+    weight = (rng.standard_normal((10, 2 * 34 * 34)) * 0.05).astype(np.float32)
+    return Graph.chain(
+        [
+            ("in", Input((2, 34, 34))),
+            ("flat", Flatten()),
+            ("fc", Dense(weight, np.zeros(10, np.float32))),
+            ("mean", Readout("mean")),
+            ("out", Output((10,))),
+        ]
+    )
+
+
+def audio_graph(rng) -> Graph:
+    w1 = (rng.standard_normal((32, 40)) * 0.3).astype(np.float32)
+    w2 = (rng.standard_normal((12, 32)) * 0.3).astype(np.float32)
+    return Graph.chain(
+        [
+            ("in", Input((40,))),
+            ("fc1", Dense(w1, np.full(32, 0.5, np.float32))),
+            ("lif", LIF(0.9, 1.0)),
+            ("fc2", Dense(w2, None)),
+            ("sum", Readout("sum")),
+            ("out", Output((12,))),
+        ]
+    )
+
+
+@pytest.fixture
+def models_dir(tmp_path, rng):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    save_model(
+        folder / "tiny-events.esp",
+        event_graph(rng),
+        {
+            "task": "classify-events",
+            "labels": LABELS,
+            "time_steps": 15,
+            "sensor_size": [34, 34, 2],
+            "frontend": {"kind": "count-frames", "window_us": WINDOW_US, "layout": "TPHW"},
+        },
+    )
+    save_model(
+        folder / "tiny-kws.esp",
+        audio_graph(rng),
+        {
+            "task": "kws",
+            "labels": [f"w{i}" for i in range(12)],
+            "sample_rate_hz": 16000,
+            "frontend": {"kind": "logmel", "n_mels": 40},
+            "predict_every_frames": 10,
+        },
+    )
+    return folder

@@ -1,4 +1,7 @@
-"""Served models on the real runtime: tiny model files, real recordings, parity with the apps."""
+"""Served models on the real runtime: tiny model files, real recordings, parity with the apps.
+
+The tiny models (random weights, ``models_dir`` fixture in conftest) exist only in tmp_path.
+"""
 
 from __future__ import annotations
 
@@ -9,71 +12,10 @@ from eventsp.apps.classify_events import EventClassifier
 from eventsp.audio import LogMelConfig, logmel, read_audio
 from eventsp.clients.client import Client
 from eventsp.events import init_order, open_recording, order_packet
-from eventsp.model import LIF, Dense, Flatten, Graph, Input, Output, Readout
 from eventsp.model.format import load_model, save_model
 from eventsp.runtime import Network
 from eventsp.services.adapters import task_from_file
 from eventsp.services.config import ServerConfig
-
-LABELS = [str(d) for d in range(10)]
-WINDOW_US = 20_000
-
-
-def _event_graph(rng) -> Graph:
-    weight = (rng.standard_normal((10, 2 * 34 * 34)) * 0.05).astype(np.float32)
-    return Graph.chain(
-        [
-            ("in", Input((2, 34, 34))),
-            ("flat", Flatten()),
-            ("fc", Dense(weight, np.zeros(10, np.float32))),
-            ("mean", Readout("mean")),
-            ("out", Output((10,))),
-        ]
-    )
-
-
-def _audio_graph(rng) -> Graph:
-    w1 = (rng.standard_normal((32, 40)) * 0.3).astype(np.float32)
-    w2 = (rng.standard_normal((12, 32)) * 0.3).astype(np.float32)
-    return Graph.chain(
-        [
-            ("in", Input((40,))),
-            ("fc1", Dense(w1, np.full(32, 0.5, np.float32))),
-            ("lif", LIF(0.9, 1.0)),
-            ("fc2", Dense(w2, None)),
-            ("sum", Readout("sum")),
-            ("out", Output((12,))),
-        ]
-    )
-
-
-@pytest.fixture
-def models_dir(tmp_path, rng):
-    folder = tmp_path / "models"
-    folder.mkdir()
-    save_model(
-        folder / "tiny-events.esp",
-        _event_graph(rng),
-        {
-            "task": "classify-events",
-            "labels": LABELS,
-            "time_steps": 15,
-            "sensor_size": [34, 34, 2],
-            "frontend": {"kind": "count-frames", "window_us": WINDOW_US, "layout": "TPHW"},
-        },
-    )
-    save_model(
-        folder / "tiny-kws.esp",
-        _audio_graph(rng),
-        {
-            "task": "kws",
-            "labels": [f"w{i}" for i in range(12)],
-            "sample_rate_hz": 16000,
-            "frontend": {"kind": "logmel", "n_mels": 40},
-            "predict_every_frames": 10,
-        },
-    )
-    return folder
 
 
 def test_models_load_from_a_folder_and_describe_themselves(start_server, models_dir):
@@ -144,13 +86,14 @@ def test_streamed_audio_matches_the_runtime_offline(start_server, models_dir, da
     assert predictions[-1].index == int(np.argmax(outs[-1, 0]))
 
 
-def test_unknown_tasks_and_bad_frontends_are_refused(tmp_path, rng):
-    save_model(tmp_path / "img.esp", _audio_graph(rng), {"task": "classify-images"})
+def test_unknown_tasks_and_bad_frontends_are_refused(tmp_path, models_dir):
+    graph = load_model(models_dir / "tiny-kws.esp").graph
+    save_model(tmp_path / "img.esp", graph, {"task": "classify-images"})
     with pytest.raises(ValueError, match="classify-images"):
         task_from_file(tmp_path / "img.esp")
     save_model(
         tmp_path / "mfcc.esp",
-        _audio_graph(rng),
+        graph,
         {"task": "kws", "sample_rate_hz": 16000, "frontend": {"kind": "mfcc"}},
     )
     with pytest.raises(ValueError, match="mfcc"):
