@@ -226,42 +226,46 @@ def _normalise(acc: np.ndarray, envelope: np.ndarray, tiny: float, out: np.ndarr
         out[k] = acc[k] / e if e > tiny else 0.0
 
 
-@jit(
-    [
-        "int64(float64[::1], int64[::1], float32[::1], float64[:, ::1], int64, float64[::1])",
-        "int64(float64[::1], int64[::1], float64[::1], float64[:, ::1], int64, float64[::1])",
-    ]
+_RESAMPLE_SIGNATURE = (
+    "int64(float64[::1], int64[::1], {}[::1], float64[:, ::1], int64[::1], int64[::1], int64, "
+    "float64[::1])"
 )
+
+
+@jit([_RESAMPLE_SIGNATURE.format("float32"), _RESAMPLE_SIGNATURE.format("float64")])
 def _resample_chunk(
     tail: np.ndarray,
     fill: np.ndarray,
     chunk: np.ndarray,
     kernel: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
     stride: int,
     out: np.ndarray,
 ) -> int:
     """Polyphase FIR: block ``j`` of ``tail[:fill] ++ chunk`` gives ``kernel.shape[0]`` outputs.
 
-    ``out[j * n + p] = sum_k kernel[p, k] * x[j * stride + k]`` for every block whose
-    ``kernel.shape[1]`` inputs are all present; the unused rest stays in ``tail``.
-    Returns the number of blocks written (``out`` has room for them).
+    ``out[j * n + p] = sum_{lo[p] <= k < hi[p]} kernel[p, k] * x[j * stride + k]`` for every
+    block whose ``kernel.shape[1]`` inputs are all present (phase ``p``'s taps outside
+    ``[lo[p], hi[p])`` are zero); the unused rest stays in ``tail``. Returns the number of
+    blocks written (``out`` has room for them).
     """
     n_phase, taps = kernel.shape
     held = fill[0]
+    total = held + chunk.shape[0]
+    x = np.empty(total)
+    x[:held] = tail[:held]
+    x[held:] = chunk
     n = _n_frames(held, chunk.shape[0], taps, stride)
     for j in range(n):
         start = j * stride
         for p in range(n_phase):
             acc = 0.0
-            for k in range(taps):
-                i = start + k
-                acc += kernel[p, k] * (tail[i] if i < held else chunk[i - held])
+            for k in range(lo[p], hi[p]):
+                acc += kernel[p, k] * x[start + k]
             out[j * n_phase + p] = acc
-    total = held + chunk.shape[0]
     first = n * stride
     kept = total - first
-    for k in range(kept):
-        i = first + k
-        tail[k] = tail[i] if i < held else chunk[i - held]
+    tail[:kept] = x[first:total]
     fill[0] = kept
     return n

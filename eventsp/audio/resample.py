@@ -79,6 +79,8 @@ class ResampleConfig:
 
 class _Plan(NamedTuple):
     kernel: np.ndarray  # (new, K) float64
+    lo: np.ndarray  # (new,) int64: phase p's taps are zero outside [lo[p], hi[p])
+    hi: np.ndarray
     width: int
     orig: int
     new: int
@@ -92,7 +94,13 @@ def _plan(config: ResampleConfig) -> _Plan:
     width = math.ceil(width_taps * orig / base)
     idx = np.arange(-width, width + orig, dtype=np.float64)[None, :] / orig
     t = np.arange(0, -new, -1, dtype=np.float64)[:, None] / new + idx
-    t = np.clip(t * base, -width_taps, width_taps)
+    t = t * base
+    # Taps with |t| >= width are sinc(+-width) * window(+-width): zero but for rounding
+    # (torchaudio keeps them, ~1e-50); the kernel skips them.
+    inside = np.abs(t) < width_taps
+    lo = np.argmax(inside, axis=1).astype(np.int64)
+    hi = (inside.shape[1] - np.argmax(inside[:, ::-1], axis=1)).astype(np.int64)
+    t = np.clip(t, -width_taps, width_taps)
     if config.method == "sinc_interp_hann":
         window = np.cos(t * math.pi / width_taps / 2) ** 2
     else:
@@ -104,7 +112,7 @@ def _plan(config: ResampleConfig) -> _Plan:
     with np.errstate(invalid="ignore", divide="ignore"):
         kernel = np.where(t == 0, 1.0, np.sin(t) / t)
     kernel = np.ascontiguousarray(kernel * window * (base / orig))
-    return _Plan(kernel, width, orig, new)
+    return _Plan(kernel, lo, hi, width, orig, new)
 
 
 class ResampleState(NamedTuple):
@@ -147,7 +155,7 @@ def _run(
     taps = plan.kernel.shape[1]
     n = 0 if total < taps else (total - taps) // plan.orig + 1
     out = np.empty(n * plan.new)
-    _resample_chunk(tail, fill, samples, plan.kernel, plan.orig, out)
+    _resample_chunk(tail, fill, samples, plan.kernel, plan.lo, plan.hi, plan.orig, out)
     return out, ResampleState(tail, fill, state.blocks + n, state.consumed)
 
 
