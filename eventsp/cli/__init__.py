@@ -24,6 +24,9 @@ from eventsp import __version__
 COMMANDS: dict[str, str] = {
     "demo": "eventsp.cli.demo",
     "info": "eventsp.cli.info",
+    "classify-events": "eventsp.cli.classify_events",
+    "classify-images": "eventsp.cli.classify_images",
+    "train-ptl": "eventsp.cli.train_ptl",
     "inspect": "eventsp.cli.inspect",
     "serve": "eventsp.cli.serve",
     "stream-audio": "eventsp.cli.stream_audio",

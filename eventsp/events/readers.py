@@ -41,6 +41,7 @@ from eventsp.events.formats import detect_format, read_header
 __all__ = ["DEFAULT_CHUNK_EVENTS", "Recording", "open_recording", "read_events"]
 
 DEFAULT_CHUNK_EVENTS = 1 << 16
+MAX_AEDAT4_HEADER = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -147,11 +148,21 @@ def _raw_packets(recording: Recording) -> Iterator[np.ndarray]:
         raise
     except EventContractError as exc:
         raise EventFormatError(f"{recording.path}: {exc}") from exc
-    except (OSError, ValueError, RuntimeError, KeyError, TypeError, OverflowError) as exc:
-        raise EventFormatError(
-            f"{recording.path}: cannot decode this {recording.format} file ({exc}); it is "
-            "corrupt or truncated"
-        ) from exc
+    except Exception as exc:
+        # Decoders fail on corrupt bytes with anything from OSError to SyntaxError (np.load's
+        # header parser); every failure while decoding the file's bytes is a format error.
+        raise _decode_error(recording.path, recording.format, exc) from exc
+    except BaseException as exc:
+        if type(exc).__name__ != "PanicException":
+            raise
+        # aedat (Rust, pyo3) panics on some corrupt headers; a panic is not an Exception.
+        raise _decode_error(recording.path, recording.format, exc) from exc
+
+
+def _decode_error(path: Path, fmt: str, exc: BaseException) -> EventFormatError:
+    return EventFormatError(
+        f"{path}: cannot decode this {fmt} file ({exc}); it is corrupt or truncated"
+    )
 
 
 def _nmnist_packets(recording: Recording) -> Iterator[np.ndarray]:
@@ -225,12 +236,34 @@ def _aedat2_packets(recording: Recording) -> Iterator[np.ndarray]:
             yield out
 
 
+def _check_aedat4_header(path: Path) -> None:
+    """Check the AEDAT4 header's XML description is whole UTF-8 before ``aedat`` parses it:
+    aedat 2.x aborts the whole process (a Rust panic during a panic) on invalid UTF-8 there."""
+    with open(path, "rb") as f:
+        head = f.read(18)
+        size = int.from_bytes(head[14:18], "little") if len(head) == 18 else -1
+        header = f.read(size) if 0 < size <= MAX_AEDAT4_HEADER else b""
+    start = header.find(b"<")
+    length = int.from_bytes(header[start - 4 : start], "little") if start >= 4 else -1
+    try:
+        if length < 1 or start + length > len(header):
+            raise ValueError("no description")
+        header[start : start + length].decode("utf-8")
+    except ValueError as exc:
+        raise EventFormatError(
+            f"{path}: the AEDAT4 header (IOHeader of {size} bytes) is truncated or corrupt"
+        ) from exc
+
+
 def _aedat4_stream(path: Path) -> tuple[int, SensorSize]:
     import aedat
 
+    _check_aedat4_header(path)
     try:
         streams = aedat.Decoder(str(path)).id_to_stream()
-    except RuntimeError as exc:
+    except BaseException as exc:
+        if not isinstance(exc, RuntimeError) and type(exc).__name__ != "PanicException":
+            raise
         raise EventFormatError(f"{path}: not a readable AEDAT4 file ({exc})") from exc
     ids = sorted(i for i, s in streams.items() if s.get("type") == "events")
     if not ids:
