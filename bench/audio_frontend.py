@@ -17,10 +17,13 @@ path computes the same features: 40 log-mel bands, 25 ms Hann windows (n_fft=400
   stream would use it.
 
 Printed per path: the real-time factor (compute time / audio time; the best of ``--repeat``
-runs), median and p95 µs per 10 ms chunk for the streaming ones, the ratio to torchaudio
-offline, and the largest difference from torchaudio's features. Then the FFT alone (one frame
-of 400 and 512 samples: the Numba FFT against ``numpy.fft.rfft``) and the streaming resampler
-(44.1 kHz -> 16 kHz in 10 ms chunks). The last line is ``rtf_stream=<x> rtf_torchaudio=<y>``.
+runs), median and p95 µs per 10 ms chunk for the streaming ones (median / 10 ms is the RTF
+without the scheduler's interruptions, which dominate the total on a busy machine), the ratio
+to torchaudio offline, and the largest difference from torchaudio's features. Then: the cost
+per chunk at the start and after ``--long`` minutes of stream (it must not grow); the FFT alone
+(median µs per frame of 400 and 512 samples, the Numba FFT against ``numpy.fft.rfft``); and the
+streaming resampler (44.1 kHz -> 16 kHz in 10 ms chunks). The last line is
+``rtf_stream=<x> rtf_stream_median=<y> rtf_torchaudio=<z>``.
 """
 
 from __future__ import annotations
@@ -84,6 +87,15 @@ def _best(fn: Callable[[], object], repeat: int) -> float:
     return best
 
 
+def _median_us(fn: Callable[[], object], calls: int = 20000) -> float:
+    times = np.empty(calls)
+    for i in range(calls):
+        start = time.perf_counter_ns()
+        fn()
+        times[i] = time.perf_counter_ns() - start
+    return float(np.median(times)) * 1e-3
+
+
 def _eventsp_stepper(fft: str) -> Callable:
     from eventsp.audio import LogMelConfig, init_logmel_state, logmel_step
 
@@ -105,6 +117,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--long", type=float, default=10.0, help="minutes for the growth check")
     args = parser.parse_args()
 
     import torch
@@ -181,7 +194,13 @@ def main() -> int:
             f"{name:22s} {total / duration:9.5f} {med} {p95} {total / ta_total:13.2f}x {diff:10.2e}"
         )
 
-    print("FFT of one frame, µs (best of 5 x 2000):")
+    step = _eventsp_stepper("numba")
+    minutes = np.tile(signal, int(np.ceil(args.long * 60 / duration)))[: int(args.long * 60 * RATE)]
+    _, per_chunk, _ = _stream(step, minutes)
+    head, tail = np.median(per_chunk[:3000]), np.median(per_chunk[-3000:])
+    print(f"cost per chunk: first 30 s {head:.1f} µs, last 30 s of {args.long:g} min {tail:.1f} µs")
+
+    print("FFT of one frame, median µs over 20000 calls:")
     for n in (400, 512):
         plan = fft_plan(n)
         frame = np.random.default_rng(0).standard_normal(n)
@@ -193,8 +212,7 @@ def main() -> int:
             _rfft_frame(frame, *plan, work, tmp, out)
 
         ours()
-        t_numba = _best(lambda f=ours: [f() for _ in range(2000)], 5) / 2000 * 1e6
-        t_numpy = _best(lambda x=frame: [np.fft.rfft(x) for _ in range(2000)], 5) / 2000 * 1e6
+        t_numba, t_numpy = _median_us(ours), _median_us(lambda x=frame: np.fft.rfft(x))
         print(f"  n_fft={n}: numba {t_numba:.2f}, numpy.fft.rfft {t_numpy:.2f}")
 
     loud = resample(signal, ResampleConfig(RATE, 44100)).astype(np.float32)
@@ -214,7 +232,11 @@ def main() -> int:
         f"resample 44.1k -> 16k: eventsp stream (10 ms chunks) RTF {t_stream / duration:.5f}, "
         f"torchaudio offline RTF {t_torch / duration:.5f}"
     )
-    print(f"rtf_stream={rows[0][1] / duration:.5f} rtf_torchaudio={ta_total / duration:.5f}")
+    median_rtf = np.median(rows[0][2]) * 1e-6 / (HOP / RATE)
+    print(
+        f"rtf_stream={rows[0][1] / duration:.5f} rtf_stream_median={median_rtf:.5f} "
+        f"rtf_torchaudio={ta_total / duration:.5f}"
+    )
     return 0
 
 

@@ -25,9 +25,10 @@ the float32 output; ``bench/audio_frontend.py`` measures both at 10 ms hops.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, replace
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -116,6 +117,21 @@ class LogMelConfig:
             raise ValueError(f"fft is {self.fft!r}; expected 'numba' or 'numpy'")
         self.stft  # validates the framing  # noqa: B018
         _plan(self)  # validates the filterbank
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields, for a model file's metadata (``front_end``)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, fields: dict[str, Any]) -> LogMelConfig:
+        """The config :meth:`to_dict` wrote; unknown keys raise (a newer file, or a typo)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(fields) - known)
+        if unknown:
+            raise ValueError(
+                f"log-mel config has unknown fields {unknown}; expected some of {sorted(known)}"
+            )
+        return cls(**fields)
 
     @property
     def stft(self) -> STFTConfig:

@@ -219,3 +219,13 @@ def test_bad_chunks_and_centered_streaming_raise():
         logmel_step(np.zeros(160, np.float32), state, LogMelConfig(n_fft=512))
     with pytest.raises(ValueError, match="needs more than"):
         logmel(np.zeros(100, np.float32), LogMelConfig(center=True))
+
+
+def test_config_round_trips_through_json():
+    import json
+
+    config = CONFIGS["slaney-norm-64"]
+    again = LogMelConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config
+    with pytest.raises(ValueError, match=r"unknown fields \['n_mel'\]"):
+        LogMelConfig.from_dict({"n_mel": 40})
