@@ -52,3 +52,15 @@ __all__ = [
     "SumPool2d",
     "node_from_dict",
 ]
+
+# The model file (``.esp``). NIR interchange stays in ``eventsp.model.nir`` (it needs the
+# ``nir`` extra at call time).
+from eventsp.model.format import (
+    Model,
+    ModelFormatError,
+    load_model,
+    save_model,
+    validate_model,
+)
+
+__all__ += ["Model", "ModelFormatError", "load_model", "save_model", "validate_model"]
