@@ -383,6 +383,15 @@ class MetricsLog:
             f.write(json.dumps(clean) + "\n")
         self._write_csv()
 
+    def truncate(self, n_rows: int) -> None:
+        """Keep the first ``n_rows`` rows (on resume: drop rows logged after the checkpoint)."""
+        if not self.enabled or n_rows >= len(self.rows):
+            return
+        self.rows = self.rows[: max(0, n_rows)]
+        with open(self.folder / "metrics.jsonl", "w") as f:
+            f.writelines(json.dumps(row) + "\n" for row in self.rows)
+        self._write_csv()
+
     def _write_csv(self) -> None:
         with open(self.folder / "metrics.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=self.keys)

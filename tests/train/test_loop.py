@@ -207,6 +207,9 @@ def test_metrics_log_writes_csv_jsonl_and_png(tmp_path):
     assert [r["val_acc"] for r in resumed.rows] == [0.5, 0.6, 0.7]
     resumed.log(epoch=3, stage="final", val_acc=0.8)
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 4
+    resumed.truncate(2)  # resuming from a checkpoint taken after two rows
+    assert [r["epoch"] for r in loop.MetricsLog(tmp_path, resume=True).rows] == [0, 1]
+    assert len((tmp_path / "metrics.csv").read_text().splitlines()) == 3
     fresh = loop.MetricsLog(tmp_path)
     assert fresh.rows == []
     assert (tmp_path / "metrics.jsonl").read_text() == ""

@@ -219,6 +219,7 @@ def _train(config, splits, run_dir, env, resume, log) -> TandemNet:
     if resume:
         info = loop.load_checkpoint(run_dir / "last.pt", model=model)
         start, sched_state, epoch = info.state["stage"], info.state["scheduler"], info.epoch
+        metrics.truncate(info.state.get("log_rows", len(metrics.rows)))
         log(f"resumed at stage {stages[start].name}, epoch {epoch}")
     elif config.init_ann is not None:
         info = loop.load_checkpoint(config.init_ann, model=model, restore_rng=False)
@@ -227,7 +228,12 @@ def _train(config, splits, run_dir, env, resume, log) -> TandemNet:
     gen = torch.Generator().manual_seed(config.seed + env.rank)
     for index in range(start, len(stages)):
         stage = stages[index]
-        sched = Patience(config.patience, _max_epochs(config, stage))
+        # ANN pre-training: a cosine learning-rate schedule over all its epochs; later stages
+        # stop adaptively (patience).
+        ann = stage.action == "ann"
+        sched = Patience(
+            config.patience, _max_epochs(config, stage), min_epochs=config.ann_epochs if ann else 1
+        )
         resuming = sched_state is not None
         if resuming:  # inside this stage: its best state is in stage_best.pt
             sched.load(sched_state)
@@ -253,14 +259,20 @@ def _train(config, splits, run_dir, env, resume, log) -> TandemNet:
         params = [p for p in model.parameters() if p.requires_grad]
         ddp = loop.wrap_ddp(model, env)
         opt = torch.optim.Adam(params, lr=_stage_lr(config, stage))
+        lr_sched = None
+        if ann:
+            lr_sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.ann_epochs)
         if resuming:
-            loop.load_checkpoint(run_dir / "last.pt", optimizer=opt)
+            loop.load_checkpoint(run_dir / "last.pt", optimizer=opt, scheduler=lr_sched)
         while not sched.done:
             t0 = time.perf_counter()
             loader = _loader(splits, config, env, epoch, full=stage.action == "ann")
             loss, train_acc = train_epoch(
                 ddp, loader, opt, env, config, gen, desc=f"{stage.name} e{sched.epochs + 1}"
             )
+            lr = opt.param_groups[0]["lr"]
+            if lr_sched is not None:
+                lr_sched.step()
             acc = evaluate(model, splits.x_val, splits.y_val, env)
             epoch += 1
             if sched.step(acc):
@@ -273,7 +285,7 @@ def _train(config, splits, run_dir, env, resume, log) -> TandemNet:
                 val_acc=acc,
                 train_acc=train_acc,
                 loss=loss,
-                lr=_stage_lr(config, stage),
+                lr=lr,
             )
             log(
                 f"[{stage.name}] epoch {sched.epochs}: loss={loss:.4f} train_acc={train_acc:.4f}"
@@ -284,9 +296,15 @@ def _train(config, splits, run_dir, env, resume, log) -> TandemNet:
                     run_dir / "last.pt",
                     model=model,
                     optimizer=opt,
+                    scheduler=lr_sched,
                     epoch=epoch,
                     best_metric=sched.best,
-                    state={"stage": index, "scheduler": sched.state(), "config": _jsonable(config)},
+                    state={
+                        "stage": index,
+                        "scheduler": sched.state(),
+                        "config": _jsonable(config),
+                        "log_rows": len(metrics.rows),
+                    },
                 )
         model.load_state_dict(best)  # restore the stage's best checkpoint
         log(f"[{stage.name}] done: restored best val_acc={sched.best:.4f}")
@@ -300,7 +318,12 @@ def _train(config, splits, run_dir, env, resume, log) -> TandemNet:
                 model=model,
                 epoch=epoch,
                 best_metric=sched.best,
-                state={"stage": index + 1, "scheduler": None, "config": _jsonable(config)},
+                state={
+                    "stage": index + 1,
+                    "log_rows": len(metrics.rows),
+                    "scheduler": None,
+                    "config": _jsonable(config),
+                },
             )
         metrics.plot(
             "epoch",

@@ -1,0 +1,82 @@
+"""Test-set measurements of PTL networks and the classic conversion baseline.
+
+- ``snn_metrics(model, x, y)``: accuracy of the fully spiking network (the exact simulation
+  the runtime reproduces), spike-driven synaptic operations per image and the input layer's
+  multiply-accumulates.
+- ``ann_accuracy(model, x, y)``: the ANN (every layer ReLU, batch norm) on the same images.
+- ``classic_conversion(ann, calib_x, T)``: the same ANN converted the classic way: batch norm
+  folded, every threshold set at once from the ANN's activations (99.9th percentile,
+  data-based normalisation), rate coding over ``T`` steps, no tandem fine-tuning.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from eventsp.train.ptl.network import TandemNet
+from eventsp.train.ptl.trainer import calibrate, to_float
+
+
+@dataclass(frozen=True)
+class SNNMetrics:
+    accuracy: float
+    synops_per_image: float  # spikes x nonzero fan-out, summed over layers and steps
+    input_macs_per_image: float  # the analog first layer (T x its dense MACs)
+    spikes_per_image: float
+    T: int
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "accuracy": self.accuracy,
+            "synops_per_image": self.synops_per_image,
+            "input_macs_per_image": self.input_macs_per_image,
+            "spikes_per_image": self.spikes_per_image,
+            "T": self.T,
+        }
+
+
+@torch.no_grad()
+def snn_metrics(model: TandemNet, x: np.ndarray, y: np.ndarray, batch: int = 500) -> SNNMetrics:
+    """Run the exact spiking simulation on uint8 images ``x`` (N, C, H, W)."""
+    model.eval()
+    correct, synops, spikes, macs = 0, 0.0, 0.0, 0.0
+    for i in range(0, len(x), batch):
+        rec = model.simulate(to_float(torch.from_numpy(x[i : i + batch])))
+        correct += int((rec.logits.argmax(1).numpy() == y[i : i + batch]).sum())
+        synops += float(rec.synops.sum())
+        spikes += float(sum(c.sum() for c in rec.counts))
+        macs = rec.input_macs
+    n = len(x)
+    return SNNMetrics(correct / n, synops / n, macs, spikes / n, model.T)
+
+
+@torch.no_grad()
+def ann_accuracy(model: TandemNet, x: np.ndarray, y: np.ndarray, batch: int = 500) -> float:
+    """Accuracy of ``model`` as an ANN (it must not have converted layers)."""
+    if any(bool(layer.spiking) for layer in model.layers):
+        raise ValueError("ann_accuracy needs the ANN (ann.pt), not a converted network")
+    model.eval()
+    correct = 0
+    for i in range(0, len(x), batch):
+        logits = model(to_float(torch.from_numpy(x[i : i + batch])))
+        correct += int((logits.argmax(1).numpy() == y[i : i + batch]).sum())
+    return correct / len(x)
+
+
+def classic_conversion(ann: TandemNet, calib_x: np.ndarray, T: int) -> TandemNet:
+    """A copy of the ANN converted without tandem learning, simulated for ``T`` steps."""
+    snn = copy.deepcopy(ann)
+    snn.T = int(T)
+    hidden = [layer for layer in snn.layers if not layer.readout]
+    for layer in hidden:
+        layer.fold_batch_norm()
+    thresholds = [calibrate(snn, k, calib_x) for k in range(len(hidden))]
+    for layer, thr in zip(hidden, thresholds, strict=True):
+        layer.threshold.fill_(thr)
+        layer.spiking.fill_(True)
+        layer.frozen.fill_(True)
+    return snn

@@ -1,0 +1,224 @@
+"""PTL pieces: IF dynamics, tandem gradients, BN folding, constraints, schedule, resume."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from eventsp.train.data.images import load_mnist  # noqa: E402
+from eventsp.train.ptl.network import LayerSpec, TandemNet, build, if_neurons  # noqa: E402
+from eventsp.train.ptl.schedule import Patience, Stage, plan_stages  # noqa: E402
+from eventsp.train.ptl.trainer import (  # noqa: E402
+    PTLConfig,
+    apply_stage,
+    calibrate,
+    set_trainable,
+    train_ptl,
+)
+
+
+def test_if_neurons_reset_by_subtraction_fixed_sequence():
+    current = torch.tensor([0.6, 0.6, 0.6, 1.5, 0.0, 2.5])
+    spikes = if_neurons(current.view(6, 1), 1.0, 6, constant=False).flatten().tolist()
+    # v: .6, 1.2->.2 (spike), .8, 2.3->1.3 (spike), 1.3->.3 (spike), 2.8->1.8 (spike)
+    assert spikes == [0, 1, 0, 1, 1, 1]
+    # A constant input of 0.3 with threshold 1 fires at steps 4 and 7 (v = 1.2 - 1, ...).
+    const = if_neurons(torch.tensor([0.3]), 1.0, 8, constant=True).flatten().tolist()
+    assert const == [0, 0, 0, 1, 0, 0, 1, 0]
+
+
+def _net(T=4):
+    torch.manual_seed(0)
+    return TandemNet([LayerSpec("conv", 3, 3, 1, 1), LayerSpec("dense", 5)], (1, 6, 6), T)
+
+
+def test_fold_batch_norm_keeps_the_ann_function():
+    net = _net()
+    layer = net.layers[0]
+    with torch.no_grad():
+        layer.bn.running_mean.uniform_(-1, 1)
+        layer.bn.running_var.uniform_(0.5, 2)
+        layer.bn.weight.uniform_(0.5, 1.5)
+        layer.bn.bias.uniform_(-0.5, 0.5)
+    net.eval()
+    x = torch.rand(7, 1, 6, 6)
+    before = net(x)
+    layer.fold_batch_norm()
+    assert bool(layer.folded)
+    torch.testing.assert_close(net(x), before, rtol=1e-5, atol=1e-5)
+    w = layer.syn.weight.clone()
+    layer.fold_batch_norm()  # only once
+    assert torch.equal(w, layer.syn.weight)
+
+
+def test_tandem_layer_forwards_spike_rates_and_backpropagates_through_relu():
+    net = _net(T=4)
+    layer = net.layers[0]
+    layer.fold_batch_norm()
+    layer.threshold.fill_(0.5)
+    layer.spiking.fill_(True)
+    x = torch.rand(2, 1, 6, 6)
+    # Forward: the readout sees the spike rate θ c / T, not the ANN's ReLU.
+    rec = net.simulate(x)
+    w, b = net.layers[1].syn.weight, net.layers[1].syn.bias
+    rate = rec.counts[0] * 0.5 / 4
+    torch.testing.assert_close(net(x), torch.nn.functional.linear(rate.flatten(1), w, b))
+    # Backward: straight through the ANN activation relu(z).
+    net.zero_grad()
+    net(x).sum().backward()
+    got = layer.syn.weight.grad.clone()
+    z = layer.ann(x)
+    z.retain_grad()
+    layer.syn.weight.grad = None
+    (torch.relu(z).flatten(1) @ w.t()).sum().backward()
+    torch.testing.assert_close(got, layer.syn.weight.grad)
+
+
+def test_fan_in_mask_keeps_largest_weights_per_neuron():
+    net = _net()
+    layer = net.layers[1]  # dense 108 -> 5
+    w = layer.syn.weight.detach().clone()
+    layer.set_fan_in(10)
+    kept = layer.mask != 0
+    assert kept.sum(1).tolist() == [10] * 5
+    for row in range(5):
+        smallest_kept = w[row][kept[row]].abs().min()
+        largest_dropped = w[row][~kept[row]].abs().max()
+        assert smallest_kept >= largest_dropped
+    assert torch.all(layer.syn.weight[~kept] == 0)
+    with pytest.raises(ValueError, match="fan_in is 0"):
+        layer.set_fan_in(0)
+
+
+@pytest.mark.parametrize("bits", [8, 4, 2])
+def test_weights_quantise_to_signed_integers_with_one_scale(bits):
+    layer = _net().layers[1]
+    layer.bits.fill_(bits)
+    q = layer.int_weight()
+    qmax = 2 ** (bits - 1) - 1
+    assert q.min() >= -qmax - 1
+    assert q.max() <= qmax
+    assert torch.equal(q, torch.round(q))
+    assert q.abs().max() == qmax  # the largest weight uses the full range
+    s = layer.weight_scale()
+    assert s == pytest.approx(float(layer.syn.weight.detach().abs().max()) / qmax)
+    err = (layer.real_weight() - layer.syn.weight).abs().max()
+    assert err <= s / 2 + 1e-7
+
+
+def test_calibrated_threshold_is_the_999th_percentile_of_activations(rng):
+    net = _net()
+    net.layers[0].fold_batch_norm()
+    x = rng.integers(0, 256, (50, 1, 6, 6), dtype=np.uint8)
+    thr = calibrate(net, 0, x)
+    with torch.no_grad():
+        a = net(torch.from_numpy(x).float() / 255, collect=0)
+    expected = np.percentile(a[a > 0].numpy(), 99.9)
+    assert thr == pytest.approx(expected, rel=1e-5)
+
+
+def test_plan_stages_is_progressive_and_validated():
+    names = [s.name for s in plan_stages(3, bits=(8, 4), fan_in=64)]
+    assert names == [
+        "ann",
+        "spike:0", "fanin:0:64", "bits:0:8", "bits:0:4",
+        "spike:1", "fanin:1:64", "bits:1:8", "bits:1:4",
+        "fanin:2:64", "bits:2:8", "bits:2:4",
+        "final",
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="must decrease"):
+        plan_stages(3, bits=(4, 8))
+    with pytest.raises(ValueError, match=r"outside 2\.\.8"):
+        plan_stages(3, bits=(16,))
+
+
+def test_layers_freeze_once_their_stages_are_over():
+    net = _net()
+    stages = plan_stages(2, bits=(8,))
+    set_trainable(net, Stage("spike", 0), stages)
+    assert [bool(layer.frozen) for layer in net.layers] == [False, False]
+    set_trainable(net, Stage("bits", 1, 8), stages)
+    assert [bool(layer.frozen) for layer in net.layers] == [True, False]
+    assert not net.layers[0].syn.weight.requires_grad
+    set_trainable(net, Stage("final"), stages)
+    assert [bool(layer.frozen) for layer in net.layers] == [False, False]
+
+
+def test_patience_scheduler():
+    p = Patience(patience=2, max_epochs=10)
+    seq = [0.5, 0.6, 0.6, 0.55]
+    assert [p.step(m) for m in seq] == [True, True, False, False]
+    assert p.done
+    assert (p.best, p.best_epoch) == (0.6, 2)
+    q = Patience(patience=1, max_epochs=3, min_epochs=3)
+    q.step(0.9)
+    q.step(0.1)
+    assert not q.done  # min_epochs not reached
+    q.step(0.1)
+    assert q.done
+    with pytest.raises(ValueError, match="patience 0"):
+        Patience(patience=0, max_epochs=1)
+
+
+def test_apply_stage_converts_prunes_and_quantises(rng):
+    net = _net()
+    x = rng.integers(0, 256, (20, 1, 6, 6), dtype=np.uint8)
+    apply_stage(net, Stage("spike", 0), x)
+    assert bool(net.layers[0].spiking)
+    assert bool(net.layers[0].folded)
+    assert float(net.layers[0].threshold) > 0
+    apply_stage(net, Stage("fanin", 1, 7), x)
+    assert int((net.layers[1].mask != 0).sum(1).max()) == 7
+    apply_stage(net, Stage("bits", 1, 4), x)
+    assert int(net.layers[1].bits) == 4
+
+
+@pytest.fixture(scope="module")
+def small_mnist(data_root):
+    s = load_mnist(data_root / "mnist" / "mnist.npz")
+    return dataclasses.replace(
+        s, x_train=s.x_train[:400], y_train=s.y_train[:400],
+        x_val=s.x_val[:100], y_val=s.y_val[:100],
+    )  # fmt: skip
+
+
+class _StopError(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_resume_after_interruption_reaches_the_same_network(small_mnist, tmp_path):
+    torch.set_num_threads(1)
+    cfg = PTLConfig(arch="tiny", T=4, batch_size=50, ann_epochs=2, stage_epochs=2, patience=1,
+                    bits=(8,), calib_samples=100, progress=False)  # fmt: skip
+    full = train_ptl(cfg, small_mnist, tmp_path / "full", log=lambda *a: None)
+
+    def interrupt(msg):
+        if msg.startswith("[bits:0:8] epoch 1"):
+            raise _StopError
+
+    with pytest.raises(_StopError):
+        train_ptl(cfg, small_mnist, tmp_path / "cut", log=interrupt)
+    lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    resumed = train_ptl(cfg, small_mnist, tmp_path / "cut", resume=True, log=lambda *a: None)
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), f"{name} differs after resume"
+    full_rows = (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()
+    assert (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines() == full_rows
+    assert len(lines) < len(full_rows)
+    assert (tmp_path / "cut" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    # The final network is fully spiking, and better than chance on held-out digits.
+    x = torch.from_numpy(small_mnist.x_test[:200]).float() / 255
+    acc = (full.simulate(x).logits.argmax(1).numpy() == small_mnist.y_test[:200]).mean()
+    assert acc > 0.5
+
+
+def test_build_rejects_unknown_architecture():
+    with pytest.raises(ValueError, match="unknown"):
+        build("resnet9000", (1, 28, 28), 8)
+    with pytest.raises(ValueError, match="T is 0"):
+        build("tiny", (1, 28, 28), 0)
