@@ -11,7 +11,7 @@ module computes the real FFT of an even-length frame of ``N`` samples through a 
 The complex FFT is iterative decimation in time: the input is gathered in mixed-radix
 digit-reversed order, then each stage, innermost radix first, combines ``p`` transforms of
 ``m`` points into one of ``p m`` points, ``Y[k + q m] = sum_j W_p^{jq} W_{pm}^{jk} y_j[k]``.
-Radices are 4 and 2 (special-cased butterflies), then 3, 5 and any other prime (a direct
+Radices are 4, 2, 3 and 5 (written-out butterflies), then any other prime (a direct
 ``p``-point DFT, so sizes with large prime factors are correct but slow). n_fft = 400 is
 ``M = 200 = 4 * 2 * 5 * 5``; 512 is ``M = 256 = 4^4``.
 """
@@ -26,6 +26,13 @@ import numpy as np
 from eventsp._jit import jit
 
 __all__: list[str] = []
+
+# Constants of the radix-3 and radix-5 butterflies (compile-time constants in the kernels).
+_S3 = float(np.sin(2 * np.pi / 3))
+_C51 = float(np.cos(2 * np.pi / 5))
+_C52 = float(np.cos(4 * np.pi / 5))
+_S51 = float(np.sin(2 * np.pi / 5))
+_S52 = float(np.sin(4 * np.pi / 5))
 
 
 class FFTPlan(NamedTuple):
@@ -137,6 +144,30 @@ def _cfft_inplace(
                     a[base + m] = d02 + rot
                     a[base + 2 * m] = s02 - s13
                     a[base + 3 * m] = d02 - rot
+                elif p == 3:
+                    t1 = tmp[1] + tmp[2]
+                    t2 = tmp[1] - tmp[2]
+                    a0 = tmp[0] - 0.5 * t1
+                    b0 = complex(_S3 * t2.imag, -_S3 * t2.real)  # -j sin(2pi/3) t2
+                    a[base] = tmp[0] + t1
+                    a[base + m] = a0 + b0
+                    a[base + 2 * m] = a0 - b0
+                elif p == 5:
+                    t1 = tmp[1] + tmp[4]
+                    t2 = tmp[2] + tmp[3]
+                    t3 = tmp[1] - tmp[4]
+                    t4 = tmp[2] - tmp[3]
+                    a1 = tmp[0] + _C51 * t1 + _C52 * t2
+                    a2 = tmp[0] + _C52 * t1 + _C51 * t2
+                    u1 = _S51 * t3 + _S52 * t4
+                    u2 = _S52 * t3 - _S51 * t4
+                    b1 = complex(u1.imag, -u1.real)  # -j u1
+                    b2 = complex(u2.imag, -u2.real)
+                    a[base] = tmp[0] + t1 + t2
+                    a[base + m] = a1 + b1
+                    a[base + 2 * m] = a2 + b2
+                    a[base + 3 * m] = a2 - b2
+                    a[base + 4 * m] = a1 - b1
                 else:
                     for q in range(p):
                         acc = tmp[0]

@@ -109,12 +109,12 @@ class MicrophoneStream:
         max_queued_s: float = 2.0,
     ) -> None:
         for name, value in (("sample_rate", sample_rate), ("chunk_samples", chunk_samples)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"{name} is {value!r}; expected a positive integer")
         if not max_queued_s > 0:
             raise ValueError(f"max_queued_s is {max_queued_s!r}; expected a positive duration")
-        self.sample_rate = sample_rate
-        self.chunk_samples = chunk_samples
+        self.sample_rate = int(sample_rate)
+        self.chunk_samples = int(chunk_samples)
         self.device = device
         self.max_queued_s = max_queued_s
         self.device_rate_hz = 0
