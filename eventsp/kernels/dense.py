@@ -4,12 +4,15 @@ Both kernels take one row of the program's ``code`` table (columns in
 :mod:`eventsp.kernels.layout`), the flat ``params`` buffer and one stream's ``acts``,
 ``values`` and counter row. Weights are stored input-major, so one active input adds one
 contiguous weight row to the output: with ``nnz`` active inputs a step costs ``nnz * n_out``
-adds. Below :data:`~eventsp.kernels.layout.SPARSE_MAX_DENSITY` the kernel skips zero inputs;
-above it it runs the same loop without the test. Each output is summed as ``bias`` then the
-inputs in increasing index order on both paths, so they agree bit for bit.
+adds. Dense layers are always event-driven: the active inputs are listed in one pass, so at
+full density this is the dense product at no extra cost (conv layers, where the two loops
+differ, choose per frame). Each output is summed as ``bias``, then the inputs in increasing
+index order.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from eventsp._jit import jit
 from eventsp.kernels.layout import (
@@ -18,6 +21,7 @@ from eventsp.kernels.layout import (
     IN,
     KH,
     MACS,
+    MODE,
     N_IN,
     N_OUT,
     OUT,
@@ -25,36 +29,59 @@ from eventsp.kernels.layout import (
     P1,
     S0,
     SH,
-    SPARSE_MAX_DENSITY,
     H,
 )
-from eventsp.kernels.vector import axpy
+from eventsp.kernels.vector import axpy, axpy4
 
 OP_SIGNATURE = "void(int64[::1], float32[::1], float32[::1], float32[::1], float64[::1], int64)"
 
 
-@jit("void(float32[::1], float32[::1], float32[::1], int64, float32[::1], float64[::1])")
-def _accumulate_rows(x, weight, y, w_off, bias_unused, cnt):
-    """``y += x @ Wt`` with ``Wt`` (len(x), len(y)) at ``weight[w_off:]``; counts ops into cnt."""
+@jit("int32[::1](float32[::1], int64[::1])", inline="always")
+def _scratch(acts, row):
+    """The op's index scratch: ``N_IN`` int32 at float offset ``MODE`` of ``acts``."""
+    return acts[row[MODE] : row[MODE] + row[N_IN]].view(np.int32)
+
+
+@jit("void(float32[::1], float32[::1], float32[::1], int64, int32[::1], float64[::1])")
+def _accumulate_rows(x, weight, y, w_off, idx, cnt):
+    """``y += x @ Wt`` with ``Wt`` (len(x), len(y)) at ``weight[w_off:]``; counts ops into cnt.
+
+    One pass writes the indices of the nonzero inputs to ``idx``; then their rows
+    are added four at a time (:func:`~eventsp.kernels.vector.axpy4`), in index order.
+    """
     n_in = x.shape[0]
     n_out = y.shape[0]
     nnz = 0
-    binary = True
+    non_binary = 0
     for i in range(n_in):
         v = x[i]
         if v != 0.0:
+            idx[nnz] = i
             nnz += 1
             if v != 1.0:
-                binary = False
-    if nnz < SPARSE_MAX_DENSITY * n_in:
-        for i in range(n_in):
-            v = x[i]
-            if v != 0.0:
-                axpy(y, 0, weight, w_off + i * n_out, n_out, v)
-    else:
-        for i in range(n_in):
-            axpy(y, 0, weight, w_off + i * n_out, n_out, x[i])
-    if binary:
+                non_binary += 1
+    k = 0
+    while k + 4 <= nnz:
+        i0, i1, i2, i3 = idx[k], idx[k + 1], idx[k + 2], idx[k + 3]
+        axpy4(
+            y,
+            weight,
+            w_off + i0 * n_out,
+            w_off + i1 * n_out,
+            w_off + i2 * n_out,
+            w_off + i3 * n_out,
+            x[i0],
+            x[i1],
+            x[i2],
+            x[i3],
+            n_out,
+        )
+        k += 4
+    while k < nnz:
+        i0 = idx[k]
+        axpy(y, 0, weight, w_off + i0 * n_out, n_out, x[i0])
+        k += 1
+    if non_binary == 0:
         cnt[ACS] += nnz * n_out
     else:
         cnt[MACS] += nnz * n_out
@@ -72,7 +99,7 @@ def dense_step(row, params, acts, values, cnt, t):
             y[j] = params[b_off + j]
     else:
         y[:] = 0.0
-    _accumulate_rows(x, params, y, row[P0], params[:0], cnt)
+    _accumulate_rows(x, params, y, row[P0], _scratch(acts, row), cnt)
 
 
 @jit(OP_SIGNATURE)
@@ -102,4 +129,5 @@ def causal_conv1d_step(row, params, acts, values, cnt, t):
     for tap in range(k):
         past = (t - (k - 1 - tap) * d) % ring_len
         frame = ring[past * n_in : (past + 1) * n_in]
-        _accumulate_rows(frame, params, y, row[P0] + tap * n_in * n_out, params[:0], cnt)
+        w_off = row[P0] + tap * n_in * n_out
+        _accumulate_rows(frame, params, y, w_off, _scratch(acts, row), cnt)

@@ -20,7 +20,8 @@ Columns (``-1`` where unused):
 ``C H W``    input geometry (spatial data is stored ``(H, W, C)``, see ``conv.py``);
              ``OC HO WO`` output geometry
 ``KH KW``    kernel size; ``SH SW`` stride; ``PH PW`` padding; ``G`` groups
-``MODE``     op-specific integer (readout mode, ...)
+``MODE``     op-specific integer: readout mode; for DENSE and CCONV1D the float offset in
+             ``acts`` of an ``N_IN``-long scratch, viewed as int32 (active-input indices)
 ===========  ===============================================================================
 
 These are module constants: Numba freezes them into the kernels at compile time. Changing one
@@ -87,6 +88,6 @@ TOTAL = 4  # outputs computed
 SPIKES = 5  # spikes emitted (for MultiSpike: the sum of the counts n)
 NCOUNT = 6
 
-# Synaptic layers use the event-driven path when the fraction of nonzero inputs in this frame is
+# Conv layers use the event-driven path when the fraction of nonzero inputs in this frame is
 # below this (both paths add in the same order, so the result is the same bit for bit).
 SPARSE_MAX_DENSITY = 0.5

@@ -162,6 +162,11 @@ def compile_graph(graph: g.Graph) -> Program:
             b.op(name, node, OP=lay.READOUT, S0=b.state(size), MODE=mode, **common)
         else:  # pragma: no cover - every registered type is handled above
             raise g.GraphError(f"the runtime cannot run node {name!r} of type {node.type}")
+    # Index scratch of the event-driven Dense/CausalConv1d kernels: int32 in the acts buffer.
+    scratch = b.act(max([1] + [int(r[lay.N_IN]) for r in b.rows if r[lay.OP] in _LISTS]))
+    for r in b.rows:
+        if r[lay.OP] in _LISTS:
+            r[lay.MODE] = scratch
     params = np.concatenate(b.params) if b.params else np.zeros(1, np.float32)
     n_in = math.prod(shapes[graph.input_name])
     n_out = math.prod(shapes[graph.output_name])
@@ -178,6 +183,9 @@ def compile_graph(graph: g.Graph) -> Program:
         op_names=("", *b.names),
         op_kinds=("header", *b.kinds),
     )
+
+
+_LISTS = (lay.DENSE, lay.CCONV1D)
 
 
 def _chw(shape: tuple[int, ...]) -> dict[str, int]:
