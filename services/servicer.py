@@ -63,19 +63,25 @@ class _Stream:
 
     async def next(self) -> tuple[Any, float] | None:
         """The next (request, receipt time), or ``None`` at the end of the client's stream."""
-        remaining = self._deadline - time.monotonic()
-        if remaining <= 0:
-            raise DeadlineExceededError(self._deadline_message())
-        timeout = min(remaining, self._config.idle_timeout_s)
-        try:
-            item = await asyncio.wait_for(self._queue.get(), timeout)
-        except TimeoutError:
-            if timeout < self._config.idle_timeout_s:
-                raise DeadlineExceededError(self._deadline_message()) from None
-            raise DeadlineExceededError(
-                f"no message for {self._config.idle_timeout_s} s (idle_timeout_s); send chunks "
-                "more often or close the stream"
-            ) from None
+        if self._queue.empty():
+            remaining = self._deadline - time.monotonic()
+            if remaining <= 0:
+                raise DeadlineExceededError(self._deadline_message())
+            timeout = min(remaining, self._config.idle_timeout_s)
+            try:
+                async with asyncio.timeout(timeout):
+                    item = await self._queue.get()
+            except TimeoutError:
+                if timeout < self._config.idle_timeout_s:
+                    raise DeadlineExceededError(self._deadline_message()) from None
+                raise DeadlineExceededError(
+                    f"no message for {self._config.idle_timeout_s} s (idle_timeout_s); send "
+                    "chunks more often or close the stream"
+                ) from None
+        else:  # fast path: no timer when a request is already waiting
+            if time.monotonic() > self._deadline:
+                raise DeadlineExceededError(self._deadline_message())
+            item = self._queue.get_nowait()
         if item is _END:
             return None
         if isinstance(item, Exception):
