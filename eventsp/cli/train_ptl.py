@@ -1,0 +1,186 @@
+"""``eventsp train-ptl``: train an image classifier by progressive tandem learning (PTL).
+
+Runs the whole schedule (ANN, layer-by-layer conversion, fan-in and weight-precision stages,
+final phase; see ``eventsp.train.ptl.schedule``), then measures on the TEST set the spiking
+network (the exact simulation the runtime reproduces), its ANN, and optionally the classic
+conversion of that ANN, and exports the runtime model (``.esp``). Under ``torchrun
+--nproc_per_node N eventsp train-ptl ...`` (or ``python -m torch.distributed.run``) it trains
+with DDP (gloo on CPU, NCCL on GPU). The run folder holds checkpoints (``--resume``),
+``metrics.csv``, ``curves.png`` and ``results.json``.
+
+Examples::
+
+    eventsp train-ptl --dataset mnist --T 8 --bits 8 --out runs/mnist
+    eventsp train-ptl --dataset mnist --bits 8 4 --fan-in 64 --init-ann runs/mnist/ann.pt \\
+        --out runs/mnist4
+    eventsp train-ptl --dataset cifar10 --cifar-root ~/data/cifar-10-batches-py --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from eventsp.cli import UsageError
+
+HELP = "train an image classifier SNN by progressive tandem learning; export it for the runtime"
+
+DATASETS = ("mnist", "cifar10-subset", "cifar10")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    a = parser.add_argument
+    a("--dataset", choices=DATASETS, default="mnist")
+    a("--data", type=Path, default=Path("../shared/data"), help="shared data folder")
+    a("--cifar-root", type=Path, default=None, help="full CIFAR-10 (data_batch_1..5, test_batch)")
+    a("--arch", default=None, help="network (default: mnist, or cifar for CIFAR-10)")
+    a("--T", type=int, default=8, help="time steps per image (default: %(default)s)")
+    a("--bits", type=int, nargs="*", default=[8], help="weight precision stages, e.g. 8 4 2")
+    a("--fan-in", type=int, default=None, help="max incoming connections per neuron")
+    a("--batch-size", type=int, default=128)
+    a("--lr", type=float, default=2e-3, help="ANN learning rate")
+    a("--stage-lr", type=float, default=2e-4, help="conversion/constraint stages")
+    a("--final-lr", type=float, default=5e-5, help="final phase")
+    a("--ann-epochs", type=int, default=8, help="max epochs of ANN pre-training")
+    a("--stage-epochs", type=int, default=2, help="max epochs per later stage")
+    a("--patience", type=int, default=1, help="epochs without improvement that end a stage")
+    a("--epoch-samples", type=int, default=None, help="samples per epoch after the ANN stage")
+    a("--init-ann", type=Path, default=None, help="start from this ann.pt (skip ANN training)")
+    a(
+        "--compare-classic",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="T",
+        help="also measure classic conversion of the ANN at these T",
+    )
+    a("--out", type=Path, default=Path("runs/ptl"), help="run folder")
+    a("--export", type=Path, default=None, help="model file (default: OUT/model.esp)")
+    a("--resume", action="store_true", help="continue from OUT/last.pt")
+    a("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
+    a("--threads", type=int, default=1, help="torch CPU threads per process")
+    a("--seed", type=int, default=0)
+    a("--no-progress", action="store_true", help="no progress bars")
+    a("--limit-train", type=int, default=None, help="use the first N training images (quick runs)")
+    a("--limit-val", type=int, default=None, help="use the first N validation images")
+    a("--limit-test", type=int, default=None, help="measure on the first N test images")
+
+
+def load_dataset(args: argparse.Namespace):
+    from eventsp.train.data.images import CIFAR10_LABELS, load_cifar10, load_image_npz, load_mnist
+
+    try:
+        if args.dataset == "mnist":
+            return load_mnist(args.data / "mnist" / "mnist.npz", seed=args.seed)
+        if args.dataset == "cifar10-subset":
+            path = args.data / "cifar10_subset" / "cifar10_subset_train2000_test1000.npz"
+            return load_image_npz(path, seed=args.seed, labels=CIFAR10_LABELS)
+        if args.cifar_root is None:
+            raise UsageError(
+                "--dataset cifar10 needs --cifar-root (the cifar-10-batches-py folder)"
+            )
+        return load_cifar10(args.cifar_root, seed=args.seed)
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _limit(splits, args: argparse.Namespace):
+    import dataclasses
+
+    cut = {}
+    for name in ("train", "val", "test"):
+        n = getattr(args, f"limit_{name}")
+        if n is not None:
+            if n < 1:
+                raise UsageError(f"--limit-{name} is {n}; expected a number of images >= 1")
+            cut[f"x_{name}"] = getattr(splits, f"x_{name}")[:n]
+            cut[f"y_{name}"] = getattr(splits, f"y_{name}")[:n]
+    return dataclasses.replace(splits, **cut)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from eventsp.train import loop
+    from eventsp.train.ptl.evaluate import (
+        ann_accuracy,
+        classic_conversion,
+        snn_metrics,
+    )
+    from eventsp.train.ptl.export import export_model
+    from eventsp.train.ptl.network import build
+    from eventsp.train.ptl.trainer import PTLConfig, train_ptl
+
+    torch.set_num_threads(args.threads)
+    splits = _limit(load_dataset(args), args)
+    arch = args.arch or ("mnist" if args.dataset == "mnist" else "cifar")
+    try:
+        config = PTLConfig(
+            arch=arch,
+            T=args.T,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            stage_lr=args.stage_lr,
+            final_lr=args.final_lr,
+            ann_epochs=args.ann_epochs,
+            stage_epochs=args.stage_epochs,
+            patience=args.patience,
+            bits=tuple(args.bits),
+            fan_in=args.fan_in,
+            epoch_samples=args.epoch_samples,
+            augment=args.dataset != "mnist",
+            seed=args.seed,
+            device=args.device,
+            progress=not args.no_progress,
+            init_ann=None if args.init_ann is None else str(args.init_ann),
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.resume and not (args.out / "last.pt").is_file():
+        raise UsageError(f"--resume: {str(args.out / 'last.pt')!r} does not exist")
+    model = train_ptl(
+        config, splits, args.out, resume=args.resume, log=lambda *a: print(*a, flush=True)
+    )
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 measures, exports
+        return 0
+    model = model.cpu()
+    results = {"dataset": args.dataset, "arch": arch, "config": vars(config) | {"bits": args.bits}}
+    snn = snn_metrics(model, splits.x_test, splits.y_test)
+    results["snn"] = snn.as_dict()
+    print(
+        f"SNN test accuracy {snn.accuracy:.4f} at T={snn.T}; "
+        f"{snn.synops_per_image:.0f} synops/image, {snn.input_macs_per_image:.0f} input MACs"
+    )
+    ann_ckpt = config.init_ann or str(args.out / "ann.pt")
+    if Path(ann_ckpt).is_file():
+        ann = build(arch, splits.shape, args.T, len(splits.labels))
+        loop.load_checkpoint(ann_ckpt, model=ann, restore_rng=False)
+        results["ann_accuracy"] = ann_accuracy(ann, splits.x_test, splits.y_test)
+        print(f"ANN test accuracy {results['ann_accuracy']:.4f}")
+        classic = []
+        for T in args.compare_classic:
+            m = snn_metrics(
+                classic_conversion(ann, splits.x_train[:2000], T), splits.x_test, splits.y_test
+            )
+            classic.append(m.as_dict())
+            print(
+                f"classic conversion T={T}: accuracy {m.accuracy:.4f}, "
+                f"{m.synops_per_image:.0f} synops/image"
+            )
+        results["classic"] = classic
+    export = args.export or args.out / "model.esp"
+    export_model(
+        model,
+        export,
+        {
+            "labels": list(splits.labels),
+            "accuracy": {"test": snn.accuracy, "ann_test": results.get("ann_accuracy")},
+            "dataset": args.dataset,
+            "training": {"method": "progressive tandem learning", **results["config"]},
+        },
+    )
+    print(f"model written to {export}")
+    (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    return 0
