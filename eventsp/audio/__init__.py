@@ -16,6 +16,7 @@ when a file or a microphone is opened.
 
 from eventsp.audio.io import AudioFileError, iter_audio, read_audio, rechunk, write_audio
 from eventsp.audio.logmel import (
+    FFTBackend,
     LogMelConfig,
     LogMelState,
     init_logmel_state,
@@ -48,6 +49,7 @@ from eventsp.audio.stft import (
 
 __all__ = [
     "AudioFileError",
+    "FFTBackend",
     "FrameState",
     "ISTFTState",
     "LogMelConfig",

@@ -26,7 +26,7 @@ transpose). Samples are float64 inside; chunks may be float32 or float64 (the ke
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, NamedTuple, get_args
 
 import numpy as np
@@ -246,8 +246,6 @@ def stft(signal: np.ndarray, config: STFTConfig) -> np.ndarray:
 
 
 def _streaming(config: STFTConfig) -> STFTConfig:
-    from dataclasses import replace
-
     return replace(config, center=False)
 
 
