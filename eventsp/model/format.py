@@ -189,12 +189,25 @@ def load_model(path: str | os.PathLike[str]) -> Model:
     return _parse(data, str(path))
 
 
-def validate_model(path: str | os.PathLike[str]) -> Model:
-    """Check a model file completely (header, checksums, arrays, graph); return the model.
+def validate_model(path: str | os.PathLike[str], *, runtime: bool = True) -> Model:
+    """Check a model file completely and return the model.
 
-    Raises :class:`ModelFormatError` naming the first problem found.
+    Checks the header, checksums, array table and graph (every :func:`load_model` check) and,
+    with ``runtime=True``, that ``eventsp.runtime.Network`` compiles the graph. Raises
+    :class:`ModelFormatError` naming the first problem found.
     """
-    return load_model(path)
+    model = load_model(path)
+    if runtime:
+        from eventsp.runtime import Network
+
+        try:
+            Network(model.graph)
+        # Whatever the compiler refuses, the file is not runnable here: report it as such.
+        except Exception as exc:
+            raise ModelFormatError(
+                f"{path}: the graph is valid but the runtime cannot run it: {exc}"
+            ) from None
+    return model
 
 
 def _parse(data: bytes, where: str) -> Model:

@@ -128,6 +128,21 @@ def model_file(tmp_path, rng):
     return save_model(tmp_path / "vision.esp", vision_graph(rng), METADATA)
 
 
+@pytest.fixture
+def small_file(tmp_path, rng):
+    """A small file with every section (header, JSON, padding, two arrays and the gap
+    between them), for the tests that damage it at every byte."""
+    graph = Graph.chain(
+        [
+            ("in", Input((5,))),
+            ("d", Dense(_f32(rng, 3, 5), _f32(rng, 3))),
+            ("lif", LIF()),
+            ("out", Output((3,))),
+        ]
+    )
+    return save_model(tmp_path / "small.esp", graph, {"task": "kws"})
+
+
 def test_every_node_type_is_covered(rng):
     used = {n.type for g in (vision_graph(rng), audio_graph(rng)) for n in g.nodes.values()}
     assert used == set(NODE_TYPES), f"round-trip graphs miss {set(NODE_TYPES) - used}"
@@ -191,8 +206,8 @@ def test_newer_major_version_is_refused_and_newer_minor_is_read(tmp_path, model_
     assert load_model(path).format_version == (FORMAT_VERSION[0], FORMAT_VERSION[1] + 3)
 
 
-def test_truncation_at_every_offset(tmp_path, model_file):
-    data = model_file.read_bytes()
+def test_truncation_at_every_offset(tmp_path, small_file):
+    data = small_file.read_bytes()
     path = tmp_path / "cut.esp"
     for cut in range(1, len(data)):
         path.write_bytes(data[:cut])
@@ -207,8 +222,8 @@ def test_trailing_bytes(tmp_path, model_file):
         load_model(path)
 
 
-def test_every_flipped_byte_is_detected(tmp_path, model_file):
-    data = bytearray(model_file.read_bytes())
+def test_every_flipped_byte_is_detected(tmp_path, small_file):
+    data = bytearray(small_file.read_bytes())
     path = tmp_path / "flip.esp"
     for i in range(len(data)):
         damaged = bytearray(data)
@@ -376,3 +391,17 @@ print(len(model.graph.nodes), heavy)
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["13", "[]"], out.stdout
+
+
+def test_validate_compiles_the_graph_for_the_runtime(small_file, monkeypatch):
+    import eventsp.runtime
+
+    assert len(validate_model(small_file).graph.nodes) == 4
+
+    def refuse(graph):
+        raise ValueError("no kernel for this node")
+
+    monkeypatch.setattr(eventsp.runtime, "Network", refuse)
+    with pytest.raises(ModelFormatError, match="runtime cannot run it: no kernel for this node"):
+        validate_model(small_file)
+    assert len(validate_model(small_file, runtime=False).graph.nodes) == 4
