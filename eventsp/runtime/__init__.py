@@ -11,12 +11,15 @@
     net.counters(state)                  # per-stream NeuroBench counters
     net.parameter_bytes
 
-``step``/``run`` update the state in place and return it. The equations of every node, the
+``step``/``run`` update the state in place and return it. ``Network(graph, mode="fixed")``
+runs integer weights and membranes with the exact semantics of ``eventsp.runtime.fixed``
+(``quantize_weights``/``quantize_graph`` make the integer weights). The equations of every node, the
 state layout and the counters' definitions are in ``docs/runtime.md``.
 """
 
 from eventsp.runtime.lmu import expm, legendre_ab, lmu_memory, zoh
 from eventsp.runtime.network import Network, NetworkState, restore, snapshot
+from eventsp.runtime.quant import quantize_graph, quantize_weights, round_half_up
 
 __all__ = [
     "Network",
@@ -24,7 +27,10 @@ __all__ = [
     "expm",
     "legendre_ab",
     "lmu_memory",
+    "quantize_graph",
+    "quantize_weights",
     "restore",
+    "round_half_up",
     "snapshot",
     "zoh",
 ]

@@ -19,6 +19,7 @@ import numpy as np
 from eventsp.kernels import layout as lay
 from eventsp.kernels.program import OK, execute_run, execute_step
 from eventsp.model import graph as g
+from eventsp.runtime.fixed import FixedProgram
 from eventsp.runtime.program import Program, compile_graph
 
 __all__ = ["Network", "NetworkState", "restore", "snapshot"]
@@ -74,21 +75,35 @@ class Network:
     graph:
         The model graph.
     mode:
-        ``"float"`` (float32 arithmetic). ``"fixed"`` is not available in this runtime yet.
+        ``"float"``: float32 arithmetic on the jitted interpreter (the fast path).
+        ``"fixed"``: integer weights and membranes, bit-exact semantics defined in
+        :mod:`eventsp.runtime.fixed` (numpy; state arrays are int64).
     """
 
     def __init__(self, graph: g.Graph, mode: Mode = "float") -> None:
-        if mode != "float":
-            raise ValueError(
-                f"mode={mode!r} is not supported; this runtime runs mode='float' only "
-                "(fixed-point execution is not implemented yet)"
-            )
+        if mode not in ("float", "fixed"):
+            raise ValueError(f"mode={mode!r} is not supported; use mode='float' or mode='fixed'")
         self.graph = graph
         self.mode = mode
         shapes = graph.shapes()
         self.input_shape: tuple[int, ...] = shapes[graph.input_name]
         self.output_shape: tuple[int, ...] = shapes[graph.output_name]
         self.program: Program = compile_graph(graph)
+        self.fixed: FixedProgram | None = FixedProgram(graph) if mode == "fixed" else None
+        if self.fixed is None:
+            sizes = tuple(int(n) for n in self.program.code[:, lay.N_OUT])
+            self._rows = tuple(
+                zip(self.program.op_names, self.program.op_kinds, sizes, strict=True)
+            )
+            self._n_rows, self._n_values, self._n_acts = (
+                self.program.code.shape[0],
+                self.program.n_values,
+                self.program.n_acts,
+            )
+        else:
+            f = self.fixed
+            self._rows = tuple(zip(f.op_names, f.op_kinds, f.op_sizes, strict=True))
+            self._n_rows, self._n_values, self._n_acts = len(f.op_names), f.n_values, f.n_acts
         self._flat_input = len(self.input_shape) == 1
         self._flat_output = len(self.output_shape) == 1
         self.parameter_bytes = int(
@@ -110,21 +125,21 @@ class Network:
         """A fresh state for ``batch`` streams: every membrane, memory and counter at zero."""
         if int(batch) != batch or batch < 1:
             raise ValueError(f"batch is {batch!r}; expected an int >= 1 (streams to hold)")
-        p = self.program
+        dtype = np.float32 if self.fixed is None else np.int64
         return NetworkState(
-            values=np.zeros((batch, p.n_values), np.float32),
-            acts=np.zeros((batch, p.n_acts), np.float32),
+            values=np.zeros((batch, self._n_values), dtype),
+            acts=np.zeros((batch, self._n_acts), dtype),
             steps=np.zeros(batch, np.int64),
-            counters=np.zeros((batch, p.code.shape[0], lay.NCOUNT), np.float64),
+            counters=np.zeros((batch, self._n_rows, lay.NCOUNT), np.float64),
         )
 
     def _check_state(self, state: NetworkState) -> None:
-        p = self.program
         if (
             not isinstance(state, NetworkState)
-            or state.values.shape[1:] != (p.n_values,)
-            or state.acts.shape[1:] != (p.n_acts,)
-            or state.counters.shape[1:] != (p.code.shape[0], lay.NCOUNT)
+            or state.values.shape[1:] != (self._n_values,)
+            or state.acts.shape[1:] != (self._n_acts,)
+            or state.counters.shape[1:] != (self._n_rows, lay.NCOUNT)
+            or state.values.dtype != (np.float32 if self.fixed is None else np.int64)
         ):
             raise ValueError(
                 "state does not belong to this network; create it with net.init_state(batch)"
@@ -144,6 +159,9 @@ class Network:
                 f"frames have shape {xs.shape}; expected (T, {batch}, "
                 f"{', '.join(map(str, self.input_shape))}) for this network and state"
             )
+        if self.fixed is not None:
+            outs = self.fixed.run(xs, *state)
+            return outs.reshape((xs.shape[0], batch, *self.output_shape)), state
         p = self.program
         frames = xs.reshape(xs.shape[0], batch, p.n_in)
         outs = np.empty((xs.shape[0], batch, p.n_out), np.float32)
@@ -159,6 +177,8 @@ class Network:
         Other dtypes and layouts are converted (slower); the shapes are checked in the kernel.
         """
         p = self.program
+        if self.fixed is not None:
+            return self._step_slowly(x, state)
         try:
             batch = x.shape[0]
             out = np.empty((batch, p.n_out), np.float32)
@@ -205,6 +225,12 @@ class Network:
         IF, LIF and MultiSpike: membranes; LMUMemory: memories ``m[c, i]``; Readout: the
         accumulated sum; CausalConv1d: its ring of past input frames.
         """
+        if self.fixed is not None:
+            for op in self.fixed.ops:
+                if op.name == name and op.state >= 0:
+                    view = state.values[:, op.state : op.state + op.state_size]
+                    return view.reshape(-1, *op.shape) if len(op.shape) == 3 else view
+            raise KeyError(f"node {name!r} has no state")
         p = self.program
         for k, op_name in enumerate(p.op_names):
             if op_name == name and p.code[k, lay.S0] >= 0:
@@ -235,14 +261,13 @@ class Network:
         MultiSpike the sum of the counts ``|n|``); ``neurons`` per spiking layer.
         """
         self._check_state(state)
-        p = self.program
         result = []
         for b in range(state.batch):
             cnt = state.counters[b]
             acs = macs = dense = nonzero = total = 0.0
             spikes: dict[str, float] = {}
             neurons: dict[str, int] = {}
-            for k, (name, kind) in enumerate(zip(p.op_names, p.op_kinds, strict=True)):
+            for k, (name, kind, size) in enumerate(self._rows):
                 acs += cnt[k, lay.ACS]
                 macs += cnt[k, lay.MACS]
                 dense += cnt[k, lay.DENSE_OPS]
@@ -251,7 +276,7 @@ class Network:
                     total += cnt[k, lay.TOTAL]
                 if kind in SPIKING:
                     spikes[name] = float(cnt[k, lay.SPIKES])
-                    neurons[name] = int(p.code[k, lay.N_OUT])
+                    neurons[name] = size
             result.append(
                 {
                     "steps": int(state.steps[b]),
