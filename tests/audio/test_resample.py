@@ -140,3 +140,19 @@ def test_state_from_another_config_raises():
     state = init_resample_state(ResampleConfig(16000, 8000))
     with pytest.raises(ValueError, match="same config"):
         resample_step(np.zeros(10), state, ResampleConfig(44100, 16000))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    orig=st.integers(1, 60),
+    new=st.integers(1, 60),
+    length=st.integers(1, 500),  # torchaudio cannot resample an empty signal
+    cuts=st.lists(st.integers(0, 10**6), max_size=8),
+)
+def test_any_rate_pair_equals_torchaudio_when_streamed(speech, orig, new, length, cuts):
+    config = ResampleConfig(orig, new)
+    signal = speech[3][4000 : 4000 + length].astype(np.float64)
+    ref = torchaudio.functional.resample(torch.from_numpy(signal), orig, new).numpy()
+    streamed, _ = _stream(signal, cuts, config)
+    assert streamed.shape == ref.shape
+    np.testing.assert_allclose(streamed, ref, atol=1e-12)
