@@ -229,20 +229,21 @@ def from_nir(
     tau_scale = dt if time_convention == "norse-1.1" else 1.0
     names = _order(nir_graph)
     preds = {n: [a for a, b in nir_graph.edges if b == n] for n in names}
+    sums = _insert_sums(nir, nir_graph, names, preds)
     nodes: dict[str, Node] = {}
     shapes: dict[str, tuple[int, ...]] = {}
     batched = False
     for name in names:
-        raw = nir_graph.nodes[name]
+        raw = nir_graph.nodes.get(name)
         key = _safe_name(name)
         in_shapes = [shapes[_safe_name(p)] for p in preds[name]]
         try:
-            if isinstance(raw, nir.Input):
+            if name in sums:
+                node: Node = Add()
+            elif isinstance(raw, nir.Input):
                 shape, batched = _input_shape(nir_graph, name, raw, input_shape)
-                node: Node = Input(shape, **_quant(raw))
+                node = Input(shape, **_quant(raw))
             elif isinstance(raw, nir.Output):
-                if len(in_shapes) != 1:
-                    raise NIRConversionError(f"NIR output {name!r} has {len(in_shapes)} inputs")
                 node = Output(in_shapes[0])
             else:
                 node = _import_node(nir, name, raw, in_shapes, batched, dt, tau_scale, nodes, preds)
@@ -250,8 +251,29 @@ def from_nir(
         except GraphError as exc:
             raise NIRConversionError(f"NIR node {name!r}: {exc}") from None
         nodes[key] = node
-    edges = [(_safe_name(a), _safe_name(b)) for a, b in nir_graph.edges]
-    return Graph({n: nodes[n] for n in (_safe_name(x) for x in names)}, edges)
+    edges = [(_safe_name(a), _safe_name(b)) for b in names for a in preds[b]]
+    return Graph({_safe_name(n): nodes[_safe_name(n)] for n in names}, edges)
+
+
+def _insert_sums(nir: Any, g: Any, names: list[str], preds: dict[str, list[str]]) -> set[str]:
+    """NIR sums the inputs of a node with several incoming edges; eventsp says so with an
+    explicit :class:`Add`. Insert one before each such node (in place); return their names."""
+    sums = set()
+    for name in list(names):
+        raw = g.nodes[name]
+        if len(preds[name]) < 2 or (isinstance(raw, nir.Scale) and _is_unit(raw.scale)):
+            continue
+        sum_name = f"{name}.sum"
+        while sum_name in g.nodes or sum_name in sums:
+            sum_name += "_"
+        names.insert(names.index(name), sum_name)
+        preds[sum_name], preds[name] = preds[name], [sum_name]
+        sums.add(sum_name)
+    return sums
+
+
+def _is_unit(scale: Any) -> bool:
+    return bool(np.all(_arr(scale) == 1.0))
 
 
 def _check_dt(dt: float) -> None:
@@ -394,8 +416,8 @@ def _import_node(nir, name, raw, in_shapes, batched, dt, tau_scale, nodes, preds
                 "flattens every per-sample axis"
             )
         return Flatten()
-    if isinstance(raw, nir.Scale) and np.allclose(_arr(raw.scale), 1.0) and len(in_shapes) > 1:
-        return Add()
+    if isinstance(raw, nir.Scale) and _is_unit(raw.scale):
+        return Add() if len(in_shapes) > 1 else Identity()
     if isinstance(raw, nir.IF | nir.LIF):
         return _neuron(nir, name, raw, meta, dt, tau_scale, nodes, preds)
     raise NIRConversionError(

@@ -424,3 +424,51 @@ def test_unsupported_nir_is_refused_with_the_reason():
     leak = nir.LIF(tau=ones * 0.01, r=ones, v_leak=ones, v_threshold=ones)
     with pytest.raises(NIRConversionError, match="v_leak != 0 but no Affine"):
         from_nir(_one_node_graph(leak), dt=1e-3)
+
+
+def test_several_inputs_into_one_node_are_summed(rng):
+    """NIR adds up a node's incoming edges: an explicit Add appears before that node."""
+    dt, tau = 1e-3, 1e-2
+    ones = np.ones(4, np.float32)
+    w1, w2 = (rng.normal(0, 1.5, (4, 6)).astype(np.float32) for _ in range(2))
+    b = np.zeros(4, np.float32)
+
+    def lif():  # gain r dt / tau = 1, decay 0.9
+        return nir.LIF(tau=tau * ones, r=tau / dt * ones, v_leak=0 * ones, v_threshold=ones)
+
+    g = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type=np.array([6])),
+            "a1": nir.Affine(weight=w1, bias=b),
+            "lif1": lif(),
+            "a2": nir.Affine(weight=w2, bias=b),
+            "lif2": lif(),
+            "output": nir.Output(output_type=np.array([4])),
+        },
+        edges=[
+            ("input", "a1"),
+            ("a1", "lif1"),
+            ("input", "a2"),
+            ("lif1", "lif2"),
+            ("a2", "lif2"),
+            ("lif2", "output"),
+        ],
+    )
+    graph = from_nir(g, dt=dt)
+    assert isinstance(graph.nodes["lif2.sum"], Add)
+    assert sorted(graph.predecessors("lif2.sum")) == ["a2", "lif1"]
+    xs = (rng.random((200, 6)) < 0.3).astype(np.float32)
+    v1, v2, expected = np.zeros(4), np.zeros(4), []
+    for x in xs:
+        v1 = 0.9 * v1 + w1 @ x
+        s1 = v1 >= 1
+        v1[s1] = 0
+        v2 = 0.9 * v2 + s1 + w2 @ x
+        s2 = v2 >= 1
+        v2[s2] = 0
+        expected.append(s2.astype(np.float32))
+    expected = np.array(expected)
+    assert 0.02 < expected.mean() < 0.6
+    net = Network(graph)
+    got, _ = net.run(xs[:, None], net.init_state(1))
+    assert (got[:, 0] == expected).mean() >= MIN_AGREEMENT
