@@ -46,6 +46,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 from eventsp.events.contract import (
+    EVENT_DTYPE,
     OrderState,
     SensorSize,
     check_sensor_size,
@@ -55,7 +56,7 @@ from eventsp.events.contract import (
     validate_events,
 )
 from eventsp.events.filters import Filter
-from eventsp.events.kernels import _count_frames, _time_surfaces, _voxel_grids
+from eventsp.events.kernels import _count_windows, _scan, _time_surfaces, _voxel_grids
 
 __all__ = ["EncoderState", "FrameEncoder", "Representation", "encode_stream"]
 
@@ -190,8 +191,7 @@ class FrameEncoder:
 
     def push(self, events: np.ndarray, state: EncoderState) -> tuple[np.ndarray, EncoderState]:
         """Feed one packet; returns the frames of the windows it completed, ``(n, C, H, W)``."""
-        validate_events(events, self.sensor_size)
-        events, order = order_packet(events, state.order)
+        events, order = self._checked(events, state.order)
         size = self.sensor_size
         filter_states = []
         for f, s in zip(self.filters, state.filters, strict=True):
@@ -206,86 +206,127 @@ class FrameEncoder:
         origin = int(state.origin) if started or self.event_count else int(events["t"][0])
         n_events = int(state.n_events) + int(events.size)
         t_last = int(events["t"][-1])
-        state = state._replace(
-            buffer=buffer,
-            origin=_i64(origin),
-            started=np.array(True),
-            n_events=_i64(n_events),
-            t_last=_i64(t_last),
-        )
         length, stride = self._length_stride()
         span = (t_last - origin) if self.time_window_us is not None else n_events
         complete = (span - length) // stride + 1 if span >= length else 0
-        return self._emit(state, max(complete, int(state.next_window)))
+        first = int(state.next_window)
+        stop = max(complete, first)
+        out, keep_from, new_origin, memory = self._windows(
+            buffer, origin, first, stop, state.memory
+        )
+        state = state._replace(
+            buffer=buffer[keep_from:].copy(),  # never keep a view of the caller's array
+            origin=_i64(new_origin),
+            started=np.array(True),
+            next_window=_i64(stop),
+            n_events=_i64(n_events),
+            t_last=_i64(t_last),
+            memory=memory,
+        )
+        return out, state
 
     def flush(self, state: EncoderState) -> tuple[np.ndarray, EncoderState]:
         """End the stream: emit the last windows (see module doc); returns a fresh state."""
+        fresh = self.init_state()._replace(order=state.order)
         if not bool(state.started):
-            return self._frames(0), self.init_state()
-        length, stride = self._length_stride()
-        if self.time_window_us is not None:
-            span = int(state.t_last) - int(state.origin)
-        else:
-            span = int(state.n_events)
-            length = min(length, span)
-        rounding = math.ceil if self.include_incomplete else math.floor
-        n_windows = max(int(rounding((span - length) / stride) + 1), 1)
-        frames, _ = self._emit(state, max(n_windows, int(state.next_window)))
-        return frames, self.init_state()._replace(order=state.order)
+            return self._frames(0), fresh
+        first = int(state.next_window)
+        stop = max(
+            self._n_windows(int(state.t_last) - int(state.origin), int(state.n_events)), first
+        )
+        out = self._windows(state.buffer, int(state.origin), first, stop, state.memory)[0]
+        return out, fresh
 
     def encode(self, events: np.ndarray) -> np.ndarray:
-        """A whole recording at once (one push and a flush): frames ``(T, C, H, W)``."""
-        state = self.init_state()
-        first, state = self.push(events, state)
-        last, _ = self.flush(state)
-        return np.concatenate((first, last))
+        """A whole recording at once, equal to one push and a flush: frames ``(T, C, H, W)``."""
+        if self.filters:
+            state = self.init_state()
+            first, state = self.push(events, state)
+            return np.concatenate((first, self.flush(state)[0]))
+        events, _ = self._checked(events, init_order())
+        if events.size == 0:
+            return self._frames(0)
+        t = events["t"]
+        origin = int(t[0]) if self.time_window_us is not None else 0
+        stop = self._n_windows(int(t[-1]) - int(t[0]), int(events.size))
+        memory = self.init_state().memory if self.representation == "timesurface" else None
+        return self._windows(events, origin, 0, stop, memory)[0]
+
+    def _checked(self, events: np.ndarray, order: OrderState) -> tuple[np.ndarray, OrderState]:
+        """Validate a packet in one pass and apply the time-order policy where needed."""
+        if not isinstance(events, np.ndarray) or events.dtype != EVENT_DTYPE or events.ndim != 1:
+            validate_events(events, self.sensor_size)  # raises, naming the problem
+        events = np.ascontiguousarray(events)  # kernels read records from contiguous memory
+        W, H, P = self.sensor_size
+        flags = _scan(events, W, H, P)
+        if flags & ~1:
+            validate_events(events, self.sensor_size)  # raises, naming the problem
+        n = int(events.size)
+        if n == 0:
+            return events, order
+        if flags & 1 or int(events["t"][0]) < int(order.watermark_us):
+            return order_packet(events, order)
+        return events, OrderState(
+            _i64(int(events["t"][-1])),
+            _i64(int(order.seen) + n),
+            _i64(int(order.passed) + n),
+            order.late,
+        )
+
+    def _n_windows(self, time_span: int, n_events: int) -> int:
+        """How many windows tonic cuts from a whole recording (its SliceBy* formulas)."""
+        length, stride = self._length_stride()
+        if self.time_window_us is not None:
+            span = time_span
+        else:
+            span = n_events
+            length = min(length, span)
+        rounding = math.ceil if self.include_incomplete else math.floor
+        return max(int(rounding((span - length) / stride) + 1), 1)
 
     def _frames(self, n: int) -> np.ndarray:
         return np.zeros((n, *self.frame_shape), dtype=np.float32)
 
-    def _emit(self, state: EncoderState, stop: int) -> tuple[np.ndarray, EncoderState]:
-        """Frames of windows ``[state.next_window, stop)``; drops buffered events no longer
-        needed."""
-        first = int(state.next_window)
-        out = self._frames(stop - first)
+    def _windows(
+        self, buffer: np.ndarray, origin: int, first: int, stop: int, memory: np.ndarray | None
+    ) -> tuple[np.ndarray, int, int, np.ndarray | None]:
+        """Frames of windows ``[first, stop)`` over ``buffer``; also the index of the first
+        event a later window may need, the origin after dropping the rest, and the new memory.
+        """
+        out = self._frames(max(stop - first, 0))
         if stop <= first:
-            return out, state
+            return out, 0, origin, memory
         length, stride = self._length_stride()
-        buffer, origin = state.buffer, int(state.origin)
-        k = np.arange(first, stop, dtype=np.int64)
-        if self.time_window_us is not None:
-            t = buffer["t"]
-            start_t = origin + k * stride
-            starts = np.searchsorted(t, start_t).astype(np.int64)
-            ends = np.searchsorted(t, start_t + length).astype(np.int64)
+        by_time = self.time_window_us is not None
+        t = buffer["t"]
+        if by_time:
             keep_from = int(np.searchsorted(t, origin + stop * stride))
             new_origin = origin
         else:
-            starts = np.minimum(k * stride - origin, buffer.size)
-            ends = np.minimum(starts + length, buffer.size)
             keep_from = min(stop * stride - origin, buffer.size)
             new_origin = origin + keep_from
-        x, y, t, p = buffer["x"], buffer["y"], buffer["t"], buffer["p"]
-        two = self.output_size[2] == 2
-        memory = state.memory
         if self.representation in ("count", "binary"):
-            _count_frames(x, y, p, starts, ends, two, out)
+            index0 = 0 if by_time else origin
+            _count_windows(buffer, index0, by_time, origin, length, stride, first, out)
             if self.representation == "binary":
                 np.minimum(out, 1.0, out=out)
-        elif self.representation == "voxel":
-            scratch = np.zeros(self.frame_shape, dtype=np.float64)
-            _voxel_grids(x, y, t, p, starts, ends, scratch, out)
+            return out, keep_from, new_origin, memory
+        k = np.arange(first, stop, dtype=np.int64)
+        if by_time:
+            starts = np.searchsorted(t, origin + k * stride).astype(np.int64)
+            ends = np.searchsorted(t, origin + k * stride + length).astype(np.int64)
         else:
-            memory = memory.copy()
+            starts = np.minimum(k * stride - origin, buffer.size)
+            ends = np.minimum(starts + length, buffer.size)
+        if self.representation == "voxel":
+            scratch = np.zeros(self.frame_shape, dtype=np.float64)
+            _voxel_grids(buffer, starts, ends, scratch, out)
+        else:
+            two = self.output_size[2] == 2
+            memory = np.array(memory, dtype=np.float64, copy=True)
             end_t = (origin + k * stride + length).astype(np.int64)
-            _time_surfaces(x, y, t, p, starts, ends, end_t, two, float(self.tau_us), memory, out)
-        state = state._replace(
-            buffer=buffer[keep_from:].copy(),
-            origin=_i64(new_origin),
-            next_window=_i64(stop),
-            memory=memory,
-        )
-        return out, state
+            _time_surfaces(buffer, starts, ends, end_t, two, float(self.tau_us), memory, out)
+        return out, keep_from, new_origin, memory
 
 
 def encode_stream(

@@ -154,7 +154,8 @@ class Denoise:
     ) -> tuple[np.ndarray, np.ndarray]:
         memory = state.copy()
         keep = np.empty(events.shape[0], dtype=bool)
-        _denoise(events["x"], events["y"], events["t"], int(self.filter_time_us), memory, keep)
+        events = np.ascontiguousarray(events)
+        _denoise(events, int(self.filter_time_us), memory, keep)
         return events[keep], memory
 
 
@@ -180,7 +181,8 @@ class RefractoryPeriod:
     ) -> tuple[np.ndarray, np.ndarray]:
         memory = state.copy()
         keep = np.empty(events.shape[0], dtype=bool)
-        _refractory(events["x"], events["y"], events["t"], int(self.delta_us), memory, keep)
+        events = np.ascontiguousarray(events)
+        _refractory(events, int(self.delta_us), memory, keep)
         return events[keep], memory
 
 

@@ -1,11 +1,13 @@
 """Numba kernels of the event encoders and filters (serial; the drivers are in
 :mod:`eventsp.events.encoders` and :mod:`eventsp.events.filters`).
 
-Every kernel takes the event fields as 1-D arrays (strided views of a structured array are
-fine: signatures use layout ``A``), window bounds as index arrays into them, and writes into a
-preallocated output. Frames are ``(n_windows, C, H, W)`` float32.
+Every kernel takes the events themselves, a 1-D array of
+:data:`~eventsp.events.contract.EVENT_DTYPE` records (reading fields from the records is about
+3x faster than from strided field views), and writes into a preallocated output. String
+signatures cannot name a record type, so the signatures are built from ``numba.types``.
+Frames are ``(n_windows, C, H, W)`` float32, written through a flat view.
 
-Math (one window holds the events ``[start, end)``):
+Math (window ``k`` holds the events at position ``r`` with ``kS <= r < kS + L``):
 
 - count frame: ``F[c, y, x] = #events at (x, y)`` with ``c = p`` when the sensor has two
   polarities, else 0; a binary frame is ``F > 0``.
@@ -22,62 +24,113 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import from_dtype, types
 
 from eventsp._jit import jit
+from eventsp.events.contract import EVENT_DTYPE
 
 __all__: list[str] = []
 
+UNSORTED = 1
+OFF_SENSOR = 2
+POLARITY = 4
 
-@jit("void(int16[:], int16[:], boolean[:], int64[::1], int64[::1], boolean, float32[:, :, :, ::1])")
-def _count_frames(x, y, p, starts, ends, two_polarities, out):
-    """Add one to ``out[w, p, y, x]`` for each event of window ``w``."""
-    for w in range(starts.shape[0]):
-        frame = out[w]
-        if two_polarities:
-            for i in range(starts[w], ends[w]):
-                frame[np.int64(p[i]), y[i], x[i]] += np.float32(1.0)
-        else:
-            for i in range(starts[w], ends[w]):
-                frame[0, y[i], x[i]] += np.float32(1.0)
+_EV = from_dtype(EVENT_DTYPE)[::1]
+_I64, _B, _F64 = types.int64, types.boolean, types.float64
+_I64_1D = types.Array(types.int64, 1, "C")
+_FRAMES = types.Array(types.float32, 4, "C")
+
+
+@jit([types.int64(_EV, _I64, _I64, _I64)])  # type: ignore[list-item]
+def _scan(events, W, H, P):
+    """One pass over a packet: a bit set of ``UNSORTED`` (t decreases somewhere),
+    ``OFF_SENSOR`` (a coordinate outside ``W x H``) and ``POLARITY`` (ON events, P == 1)."""
+    flags = 0
+    previous = np.iinfo(np.int64).min
+    for i in range(events.shape[0]):
+        e = events[i]
+        if e.x < 0 or e.x >= W or e.y < 0 or e.y >= H:
+            flags |= 2
+        if P == 1 and e.p:
+            flags |= 4
+        if e.t < previous:
+            flags |= 1
+        previous = e.t
+    return flags
+
+
+@jit([types.void(_EV, _I64, _B, _I64, _I64, _I64, _I64, _FRAMES)])  # type: ignore[list-item]
+def _count_windows(events, index0, by_time, origin, length, stride, first, out):
+    """Count frames of windows ``[first, first + len(out))`` in one pass over time-sorted
+    events: event ``i`` (stream index ``index0 + i``) lies in window ``k`` when its position
+    ``r`` (``t - origin`` by time, the stream index by count) satisfies ``kS <= r < kS + L``.
+    The windows holding ``r`` are tracked with two pointers (no division per event)."""
+    n_out, C, H, W = out.shape
+    stop = first + n_out
+    two = C == 2
+    frame = C * H * W
+    flat = out.reshape(-1)
+    k_lo = first  # first window that may still hold r
+    k_hi = first - 1  # last window that has started at r
+    if stride == length:  # disjoint windows: one window per event, a tighter loop
+        for i in range(events.shape[0]):
+            r = (events[i].t - origin) if by_time else (index0 + i)
+            while k_hi + 1 < stop and (k_hi + 1) * stride <= r:
+                k_hi += 1
+            if k_hi < first or r >= (k_hi + 1) * stride:
+                continue
+            c = np.int64(events[i].p) if two else np.int64(0)
+            flat[((k_hi - first) * C + c) * H * W + np.int64(events[i].y) * W + events[i].x] += 1
+        return
+    for i in range(events.shape[0]):
+        r = (events[i].t - origin) if by_time else (index0 + i)
+        while k_hi + 1 < stop and (k_hi + 1) * stride <= r:
+            k_hi += 1
+        while k_lo * stride + length <= r:
+            k_lo += 1
+        c = np.int64(events[i].p) if two else np.int64(0)
+        pixel = (c * H + np.int64(events[i].y)) * W + np.int64(events[i].x)
+        for k in range(k_lo, k_hi + 1):
+            flat[(k - first) * frame + pixel] += np.float32(1.0)
 
 
 @jit(
-    "void(int16[:], int16[:], int64[:], boolean[:], int64[::1], int64[::1], "
-    "float64[:, :, ::1], float32[:, :, :, ::1])"
+    [types.void(_EV, _I64_1D, _I64_1D, types.Array(_F64, 3, "C"), _FRAMES)]  # type: ignore[list-item]
 )
-def _voxel_grids(x, y, t, p, starts, ends, scratch, out):
-    """Voxel grid of each window's events into ``out[w]`` (bins as channels).
-
-    ``scratch`` is a float64 ``(B, H, W)`` buffer: sums are taken in float64 in event order,
-    as tonic's ``np.add.at`` does, and rounded to float32 once.
-    """
-    B = scratch.shape[0]
+def _voxel_grids(events, starts, ends, scratch, out):
+    """Voxel grid of each window's events ``[starts[w], ends[w])`` into ``out[w]`` (bins as
+    channels). ``scratch`` is a float64 ``(B, H, W)`` buffer: sums are taken in float64 in
+    event order, as tonic's ``np.add.at`` does, and rounded to float32 once."""
+    B, H, W = scratch.shape
+    flat = scratch.reshape(-1)
     for w in range(starts.shape[0]):
         s, e = starts[w], ends[w]
-        scratch[:] = 0.0
+        flat[:] = 0.0
         if e > s:
-            t_first = t[s]
-            span = np.float64(t[e - 1] - t_first)
+            t_first = events[s].t
+            span = np.float64(events[e - 1].t - t_first)
             for i in range(s, e):
-                ts = B * (np.float64(t[i]) - np.float64(t_first)) / span if span > 0.0 else 0.0
+                ev = events[i]
+                ts = B * (np.float64(ev.t) - np.float64(t_first)) / span if span > 0.0 else 0.0
                 bin_ = np.int64(ts)
                 frac = ts - bin_
-                sign = 1.0 if p[i] else -1.0
+                sign = 1.0 if ev.p else -1.0
+                pixel = np.int64(ev.y) * W + np.int64(ev.x)
                 if bin_ < B:
-                    scratch[bin_, y[i], x[i]] += sign * (1.0 - frac)
+                    flat[bin_ * H * W + pixel] += sign * (1.0 - frac)
                 if bin_ + 1 < B:
-                    scratch[bin_ + 1, y[i], x[i]] += sign * frac
-        for b in range(B):
-            for r in range(scratch.shape[1]):
-                for c in range(scratch.shape[2]):
-                    out[w, b, r, c] = np.float32(scratch[b, r, c])
+                    flat[(bin_ + 1) * H * W + pixel] += sign * frac
+        target = out[w].reshape(-1)
+        for j in range(flat.shape[0]):
+            target[j] = np.float32(flat[j])
 
 
 @jit(
-    "void(int16[:], int16[:], int64[:], boolean[:], int64[::1], int64[::1], int64[::1], "
-    "boolean, float64, float64[:, :, ::1], float32[:, :, :, ::1])"
+    [
+        types.void(_EV, _I64_1D, _I64_1D, _I64_1D, _B, _F64, types.Array(_F64, 3, "C"), _FRAMES)  # type: ignore[list-item]
+    ]
 )
-def _time_surfaces(x, y, t, p, starts, ends, end_times, two_polarities, tau, memory, out):
+def _time_surfaces(events, starts, ends, end_times, two_polarities, tau, memory, out):
     """For each window: write its events' times into ``memory``, then the surface at its end.
 
     ``memory`` holds ``-inf`` where no event came yet; it is updated in place (stream state).
@@ -85,8 +138,9 @@ def _time_surfaces(x, y, t, p, starts, ends, end_times, two_polarities, tau, mem
     P, H, W = memory.shape
     for w in range(starts.shape[0]):
         for i in range(starts[w], ends[w]):
-            c = np.int64(p[i]) if two_polarities else 0
-            memory[c, y[i], x[i]] = np.float64(t[i])
+            e = events[i]
+            c = np.int64(e.p) if two_polarities else 0
+            memory[c, e.y, e.x] = np.float64(e.t)
         t_end = np.float64(end_times[w])
         for c in range(P):
             for r in range(H):
@@ -98,16 +152,22 @@ def _time_surfaces(x, y, t, p, starts, ends, end_times, two_polarities, tau, mem
                         out[w, c, r, col] = np.float32(math.exp(-(t_end - m) / tau))
 
 
-@jit("int64(int16[:], int16[:], int64[:], int64, int64[:, ::1], boolean[::1])")
-def _denoise(x, y, t, filter_time, memory, keep):
+_FILTER_SIG = [
+    types.int64(_EV, _I64, types.Array(_I64, 2, "C"), types.Array(_B, 1, "C"))  # type: ignore[list-item]
+]
+
+
+@jit(_FILTER_SIG)
+def _denoise(events, filter_time, memory, keep):
     """tonic's Denoise: keep an event when a 4-neighbour pixel fired within ``filter_time``.
 
     ``memory[x, y]`` holds (last event time + filter_time) per pixel; returns the kept count.
     """
     W, H = memory.shape
     kept = 0
-    for i in range(x.shape[0]):
-        xi, yi, ti = np.int64(x[i]), np.int64(y[i]), t[i]
+    for i in range(events.shape[0]):
+        e = events[i]
+        xi, yi, ti = np.int64(e.x), np.int64(e.y), e.t
         memory[xi, yi] = ti + filter_time
         ok = (
             (xi > 0 and memory[xi - 1, yi] > ti)
@@ -120,13 +180,14 @@ def _denoise(x, y, t, filter_time, memory, keep):
     return kept
 
 
-@jit("int64(int16[:], int16[:], int64[:], int64, int64[:, ::1], boolean[::1])")
-def _refractory(x, y, t, period, memory, keep):
+@jit(_FILTER_SIG)
+def _refractory(events, period, memory, keep):
     """tonic's RefractoryPeriod: keep an event when ``t - last[x, y] > period``; every event,
     kept or not, updates ``last``. Returns the kept count."""
     kept = 0
-    for i in range(x.shape[0]):
-        xi, yi, ti = np.int64(x[i]), np.int64(y[i]), t[i]
+    for i in range(events.shape[0]):
+        e = events[i]
+        xi, yi, ti = np.int64(e.x), np.int64(e.y), e.t
         ok = ti - memory[xi, yi] > period
         keep[i] = ok
         kept += ok

@@ -220,3 +220,14 @@ def test_configuration_errors_name_the_problem():
     bad["x"] = 50
     with pytest.raises(ValueError, match="outside the sensor"):
         encoder.push(bad, encoder.init_state())
+
+
+def test_strided_views_and_the_callers_array_are_handled():
+    events, size = _recording(1)
+    view = events[::2]  # not contiguous
+    before = view.copy()
+    encoder = FrameEncoder(size, time_window_us=25_000, filters=(RefractoryPeriod(100),))
+    frames = encoder.encode(view)
+    np.testing.assert_array_equal(frames, encoder.encode(view.copy()))
+    np.testing.assert_array_equal(view, before)
+    assert frames.sum() > 0
