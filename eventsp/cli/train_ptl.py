@@ -35,7 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--dataset", choices=DATASETS, default="mnist")
     a("--data", type=Path, default=Path("../shared/data"), help="shared data folder")
     a("--cifar-root", type=Path, default=None, help="full CIFAR-10 (data_batch_1..5, test_batch)")
-    a("--arch", default=None, help="network (default: mnist, or cifar for CIFAR-10)")
+    a(
+        "--arch",
+        default=None,
+        help="network (default: mnist, or cifar for CIFAR-10); "
+        "mnist-ae is the spiking autoencoder (image reconstruction, PSNR)",
+    )
     a("--T", type=int, default=8, help="time steps per image (default: %(default)s)")
     a("--bits", type=int, nargs="*", default=[8], help="weight precision stages, e.g. 8 4 2")
     a("--fan-in", type=int, default=None, help="max incoming connections per neuron")
@@ -107,11 +112,12 @@ def run(args: argparse.Namespace) -> int:
     from eventsp.train.ptl.evaluate import (
         ann_accuracy,
         classic_conversion,
+        reconstruction_psnr,
         snn_metrics,
     )
     from eventsp.train.ptl.export import export_model
     from eventsp.train.ptl.network import build
-    from eventsp.train.ptl.trainer import PTLConfig, train_ptl
+    from eventsp.train.ptl.trainer import PTLConfig, is_autoencoder, train_ptl
 
     torch.set_num_threads(args.threads)
     splits = _limit(load_dataset(args), args)
@@ -147,13 +153,23 @@ def run(args: argparse.Namespace) -> int:
         return 0
     model = model.cpu()
     results = {"dataset": args.dataset, "arch": arch, "config": vars(config) | {"bits": args.bits}}
+    ann_ckpt = config.init_ann or str(args.out / "ann.pt")
+    if is_autoencoder(model):  # image reconstruction: PSNR of the SNN against its ANN
+        results["snn"] = reconstruction_psnr(model, splits.x_test)
+        if Path(ann_ckpt).is_file():
+            ann = build(arch, splits.shape, args.T, len(splits.labels))
+            loop.load_checkpoint(ann_ckpt, model=ann, restore_rng=False)
+            results["ann"] = reconstruction_psnr(ann, splits.x_test)
+            print(f"ANN test PSNR {results['ann']['psnr_db']:.2f} dB")
+        print(f"SNN test PSNR {results['snn']['psnr_db']:.2f} dB at T={args.T}")
+        (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+        return 0
     snn = snn_metrics(model, splits.x_test, splits.y_test)
     results["snn"] = snn.as_dict()
     print(
         f"SNN test accuracy {snn.accuracy:.4f} at T={snn.T}; "
         f"{snn.synops_per_image:.0f} synops/image, {snn.input_macs_per_image:.0f} input MACs"
     )
-    ann_ckpt = config.init_ann or str(args.out / "ann.pt")
     if Path(ann_ckpt).is_file():
         ann = build(arch, splits.shape, args.T, len(splits.labels))
         loop.load_checkpoint(ann_ckpt, model=ann, restore_rng=False)

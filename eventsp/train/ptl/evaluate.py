@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from eventsp.train.ptl.network import TandemNet
-from eventsp.train.ptl.trainer import calibrate, to_float
+from eventsp.train.ptl.trainer import calibrate, psnr, to_float
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,25 @@ def snn_metrics(model: TandemNet, x: np.ndarray, y: np.ndarray, batch: int = 500
         macs = rec.input_macs
     n = len(x)
     return SNNMetrics(correct / n, synops / n, macs, spikes / n, model.T)
+
+
+@torch.no_grad()
+def reconstruction_psnr(model: TandemNet, x: np.ndarray, batch: int = 500) -> dict[str, float]:
+    """PSNR (dB) of an autoencoder's reconstructions: its ANN pass if no layer is converted,
+    else the exact spiking simulation (readout = mean current over T)."""
+    model.eval()
+    spiking = any(bool(layer.spiking) for layer in model.layers)
+    se, synops = 0.0, 0.0
+    for i in range(0, len(x), batch):
+        xb = to_float(torch.from_numpy(x[i : i + batch]))
+        if spiking:
+            rec = model.simulate(xb)
+            out = rec.logits * rec.output_scale
+            synops += float(rec.synops.sum())
+        else:
+            out = model(xb)
+        se += float(((out - xb.flatten(1)) ** 2).mean(1).sum())
+    return {"psnr_db": psnr(se / len(x)), "synops_per_image": synops / len(x)}
 
 
 @torch.no_grad()

@@ -67,6 +67,12 @@ ARCHS: dict[str, tuple[LayerSpec, ...]] = {
         LayerSpec("conv", 64, 3, 2, 1),
         LayerSpec("dense", 10),
     ),
+    # Spiking autoencoder (regression): 28x28 -> 14x14x16 -> 128 -> 784 pixels.
+    "mnist-ae": (
+        LayerSpec("conv", 16, 3, 2, 1),
+        LayerSpec("dense", 128),
+        LayerSpec("dense", 784),
+    ),
     # A tiny network for tests.
     "tiny": (LayerSpec("conv", 4, 3, 2, 1), LayerSpec("dense", 10)),
     # 32x32x3 -> 32x32x32 -> 16x16x64 -> 16x16x64 -> 8x8x128 -> 4x4x128 -> 10.
@@ -191,6 +197,7 @@ class SpikeRecord(NamedTuple):
     counts: list[torch.Tensor]  # per spiking layer, (B, *shape) spikes per neuron over T
     synops: torch.Tensor  # (B,) spike-driven synaptic operations (input layer excluded)
     input_macs: float  # dense multiply-accumulates of the analog input layer, per image
+    output_scale: float  # logits * output_scale = the readout's mean real value per step
 
 
 def if_neurons(current: torch.Tensor, threshold: float, T: int, constant: bool) -> torch.Tensor:
@@ -309,10 +316,12 @@ class TandemNet(nn.Module):
                 if fixed:
                     p = layer.fixed_params(amp)
                     logits = layer.synapse(train.sum(0), p.weight, None) + self.T * p.bias
+                    scale = p.unit / self.T
                 else:
+                    scale = 1.0 / self.T
                     w = layer.syn.weight * layer.mask
                     logits = layer.synapse(train.sum(0) * amp, w, None) + self.T * layer.syn.bias
-                return SpikeRecord(logits, counts, synops, input_macs)
+                return SpikeRecord(logits, counts, synops, input_macs, scale)
             if not bool(layer.spiking):
                 raise ValueError(f"layer {k} is not converted yet; simulate needs a full SNN")
             train, amp = self._spike_layer(
@@ -327,5 +336,6 @@ def build(arch: str, in_shape: tuple[int, int, int], T: int, n_classes: int = 10
     if arch not in ARCHS:
         raise ValueError(f"architecture {arch!r} is unknown; choose one of {sorted(ARCHS)}")
     specs = list(ARCHS[arch])
-    specs[-1] = LayerSpec("dense", n_classes)
+    if not arch.endswith("-ae"):  # classifiers: one output per class
+        specs[-1] = LayerSpec("dense", n_classes)
     return TandemNet(specs, in_shape, T)

@@ -10,6 +10,7 @@ ranks). The run folder gets ``last.pt`` (resume point, written every epoch), ``s
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -81,17 +82,31 @@ def augment_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 def evaluate(
     model: TandemNet, x: np.ndarray, y: np.ndarray, env: loop.DistEnv, batch_size: int = 256
 ) -> float:
-    """Accuracy of the tandem pass (eval mode); each rank takes its share, counts summed."""
+    """Accuracy of the tandem pass (eval mode), or PSNR in dB for an autoencoder; each rank
+    takes its share, sums are reduced over ranks."""
     model.eval()
     idx = np.arange(env.rank, len(x), env.world_size)
-    correct = 0
+    correct = 0.0
     for i in range(0, len(idx), batch_size):
         sel = idx[i : i + batch_size]
         xb = to_float(torch.from_numpy(x[sel])).to(env.device)
-        pred = model(xb).argmax(1).cpu().numpy()
-        correct += int((pred == y[sel]).sum())
+        out = model(xb)
+        if is_autoencoder(model):
+            correct += float(((out - xb.flatten(1)) ** 2).mean(1).sum())
+        else:
+            correct += int((out.argmax(1).cpu().numpy() == y[sel]).sum())
     c, n = loop.all_reduce_sum([correct, len(idx)], env)
-    return c / n
+    return psnr(c / n) if is_autoencoder(model) else c / n
+
+
+def is_autoencoder(model: TandemNet) -> bool:
+    """True when the readout reconstructs the input image (regression, MSE loss)."""
+    return model.layers[-1].spec.out == math.prod(model.in_shape)
+
+
+def psnr(mse: float) -> float:
+    """Peak signal-to-noise ratio in dB of images in [0, 1]."""
+    return 10.0 * math.log10(1.0 / max(mse, 1e-12))
 
 
 @torch.no_grad()
@@ -162,20 +177,24 @@ def train_epoch(
         if layer.bn is not None and (bool(layer.folded) or bool(layer.frozen)):
             layer.bn.eval()
     loss_sum = correct = seen = 0.0
+    autoencoder = is_autoencoder(loop.unwrap(ddp))
     for xb, yb in loop.progress(loader, env, desc=desc, enabled=config.progress):
         x = to_float(xb).to(env.device)
         if config.augment:
             x = augment_batch(x, gen)
         y = yb.to(env.device)
         logits = ddp(x)
-        loss = F.cross_entropy(logits, y)
+        loss = F.mse_loss(logits, x.flatten(1)) if autoencoder else F.cross_entropy(logits, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         loss_sum += float(loss.detach()) * len(y)
-        correct += float((logits.argmax(1) == y).sum())
+        if not autoencoder:
+            correct += float((logits.argmax(1) == y).sum())
         seen += len(y)
     loss_sum, correct, seen = loop.all_reduce_sum([loss_sum, correct, seen], env)
+    if autoencoder:
+        return loss_sum / seen, psnr(loss_sum / seen)
     return loss_sum / seen, correct / seen
 
 
