@@ -68,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--threads", type=int, default=1, help="torch CPU threads per process")
     a("--seed", type=int, default=0)
     a("--no-progress", action="store_true", help="no progress bars")
+    a("--skip-train", action="store_true", help="measure and export OUT/final.pt again")
     a("--limit-train", type=int, default=None, help="use the first N training images (quick runs)")
     a("--limit-val", type=int, default=None, help="use the first N validation images")
     a("--limit-test", type=int, default=None, help="measure on the first N test images")
@@ -146,9 +147,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if args.resume and not (args.out / "last.pt").is_file():
         raise UsageError(f"--resume: {str(args.out / 'last.pt')!r} does not exist")
-    model = train_ptl(
-        config, splits, args.out, resume=args.resume, log=lambda *a: print(*a, flush=True)
-    )
+    if args.skip_train:
+        final = args.out / "final.pt"
+        if not final.is_file():
+            raise UsageError(f"--skip-train: {str(final)!r} does not exist; train first")
+        model = build(arch, splits.shape, args.T, len(splits.labels))
+        loop.load_checkpoint(final, model=model, restore_rng=False)
+        model.eval()
+    else:
+        model = train_ptl(
+            config, splits, args.out, resume=args.resume, log=lambda *a: print(*a, flush=True)
+        )
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 measures, exports
         return 0
     model = model.cpu()
@@ -170,6 +179,16 @@ def run(args: argparse.Namespace) -> int:
         f"SNN test accuracy {snn.accuracy:.4f} at T={snn.T}; "
         f"{snn.synops_per_image:.0f} synops/image, {snn.input_macs_per_image:.0f} input MACs"
     )
+    export = args.export or args.out / "model.esp"
+    meta = {
+        "labels": list(splits.labels),
+        "accuracy": {"test": snn.accuracy, "test_images": len(splits.x_test)},
+        "dataset": args.dataset,
+        "training": {"method": "progressive tandem learning", **results["config"]},
+    }
+    export_model(model, export, meta)
+    print(f"model written to {export}")
+    (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))
     if Path(ann_ckpt).is_file():
         ann = build(arch, splits.shape, args.T, len(splits.labels))
         loop.load_checkpoint(ann_ckpt, model=ann, restore_rng=False)
@@ -181,22 +200,12 @@ def run(args: argparse.Namespace) -> int:
                 classic_conversion(ann, splits.x_train[:2000], T), splits.x_test, splits.y_test
             )
             classic.append(m.as_dict())
+            results["classic"] = classic
+            (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))
             print(
                 f"classic conversion T={T}: accuracy {m.accuracy:.4f}, "
                 f"{m.synops_per_image:.0f} synops/image"
             )
         results["classic"] = classic
-    export = args.export or args.out / "model.esp"
-    export_model(
-        model,
-        export,
-        {
-            "labels": list(splits.labels),
-            "accuracy": {"test": snn.accuracy, "ann_test": results.get("ann_accuracy")},
-            "dataset": args.dataset,
-            "training": {"method": "progressive tandem learning", **results["config"]},
-        },
-    )
-    print(f"model written to {export}")
     (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))
     return 0
