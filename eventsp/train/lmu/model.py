@@ -16,9 +16,10 @@ the "last" readout only ``m_{T-1}`` is needed, a single product with the reverse
 ``forward`` is the training path (straight-through gradient through the quantizer;
 ``dt=None`` is the non-spiking network). With the "last" readout it quantizes the last step
 only, starting from a random residual ``v`` (the residual the streaming neurons carry into the
-last step is spread over ``[0, 1)``). ``simulate`` is the network exactly as the streaming
-runtime runs it: every step in float32, sequential memory and quantizer; it is what evaluation,
-the efficiency measures and the export parity test use.
+last step is spread over ``[0, 1)``). ``simulate`` is the network as the streaming runtime
+runs it: every step, float32 layers and the sequential quantizer (the memory in float64, as the
+runtime sums it); it is what evaluation, the efficiency measures and the export parity test
+use.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from eventsp.train.lmu.memory import (
     impulse_response,
     legendre_ab,
     memory_parallel,
-    memory_sequential,
     zoh,
 )
 from eventsp.train.lmu.quantizer import quantize_parallel, quantize_sequential, straight_through
@@ -77,6 +77,9 @@ class HybridLMU(nn.Module):
         self.register_buffer("A_d", A_d.float())
         self.register_buffer("B_d", B_d.float())
         self.register_buffer("H", impulse_response(A_d, B_d, c.steps).float())
+        # The runtime's float32 A_d/B_d, iterated in float64: the simulation's memory kernel.
+        H_rt = impulse_response(self.A_d.double(), self.B_d.double(), c.steps)
+        self.register_buffer("H_runtime", H_rt, persistent=False)
         self.encoder = nn.Linear(c.input_size, c.memory_d, bias=False)
         nn.init.ones_(self.encoder.weight) if c.input_size == 1 else None
         self.memory_to_hidden = nn.Linear(c.memory_d * c.order, c.hidden)
@@ -136,20 +139,29 @@ class HybridLMU(nn.Module):
         return self.output(a.mean(dim=1))
 
     @torch.no_grad()
-    def simulate(self, x: torch.Tensor, dt: float | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The streaming network, step by step in float32: ``(logits, counts)``.
+    def simulate(
+        self, x: torch.Tensor, dt: float | None, *, chunk: int = 16
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The streaming network as the runtime runs it, every step: ``(logits, counts)``.
 
+        The memory of the runtime's float32 ``A_d``/``B_d`` is evaluated in float64 (by FFT,
+        ``chunk`` sequences at a time) and rounded to float32, like the runtime's float64
+        sums; the layers and the quantizer then run step by step in float32.
         ``counts`` ``(batch, T, hidden)`` are the quantizer's integer outputs ``n_t`` (the
         activities themselves when ``dt`` is None).
         """
         self._check(x)
         c = self.config
         x = x.float()
-        u = self.encoder(x)
-        m = torch.cat(
-            [memory_sequential(u[:, :, j], self.A_d, self.B_d) for j in range(c.memory_d)],
-            dim=2,
-        )
+        T = x.shape[1]
+        u = self.encoder(x).double()
+        parts = []
+        for i in range(0, len(x), chunk):
+            channels = [
+                memory_parallel(u[i : i + chunk, :, j], self.H_runtime) for j in range(c.memory_d)
+            ]
+            parts.append(torch.cat(channels, dim=2).float())
+        m = torch.cat(parts) if parts else torch.zeros(0, T, c.memory_d * c.order)
         a = torch.relu(self.memory_to_hidden(m) + self.input_to_hidden(x))
         if dt is None:
             h, counts = a, a

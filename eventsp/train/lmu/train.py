@@ -1,8 +1,8 @@
 """Train the hybrid-spiking LMU on psMNIST (``python -m eventsp.train.lmu.train``, or torchrun).
 
-    python -m eventsp.train.lmu.train --data ../shared/data --run runs/psmnist-lmu --epochs 30
-    torchrun --nproc_per_node=4 -m eventsp.train.lmu.train --data ../shared/data --run RUN
-    python -m eventsp.train.lmu.train --run RUN --resume        # continue from RUN/last.pt
+    python -m eventsp.train.lmu.train --data ../shared/data --run-dir runs/psmnist-lmu --epochs 30
+    torchrun --nproc_per_node=4 -m eventsp.train.lmu.train --data ../shared/data --run-dir RUN
+    python -m eventsp.train.lmu.train --run-dir RUN --resume        # continue from RUN/last.pt
 
 The quantizer's ``dt`` follows :class:`DtSchedule` over the run (non-spiking at first, the
 final spiking ``--dt-end`` from ``--anneal-until`` of the run on). Every epoch validates the
@@ -37,7 +37,9 @@ __all__ = ["evaluate", "main"]
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m eventsp.train.lmu.train", description=__doc__)
     p.add_argument("--data", type=Path, default=Path("../shared/data"), help="shared data root")
-    p.add_argument("--run", type=Path, required=True, help="run folder (checkpoints, logs)")
+    p.add_argument(
+        "--run-dir", type=Path, required=True, help="run folder (checkpoints, logs, model)"
+    )
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=100, help="per process")
     p.add_argument("--lr", type=float, default=1e-3)
@@ -113,7 +115,7 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
     schedule = DtSchedule(args.dt_start, args.dt_end, args.anneal_until)
-    run: Path = args.run
+    run: Path = args.run_dir
     start_epoch, best = 0, None
     if args.resume:
         ckpt = loop.load_checkpoint(
@@ -190,7 +192,7 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
 
 def _finish(args, env, model, data, dt, best) -> int:
     """Test the best spiking model, measure its bits, export it."""
-    best_path = args.run / "best.pt"
+    best_path = args.run_dir / "best.pt"
     if best_path.is_file():
         loop.load_checkpoint(best_path, model=model, restore_rng=False)
     x_test, y_test = data.x_test, data.y_test
@@ -223,8 +225,8 @@ def _finish(args, env, model, data, dt, best) -> int:
                 "world_size": env.world_size,
             },
         }
-        export_model(args.run / "psmnist_lmu.esp", model, dt, metadata)
-        (args.run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        export_model(args.run_dir / "psmnist_lmu.esp", model, dt, metadata)
+        (args.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         print(json.dumps(summary), flush=True)
     return 0
 
