@@ -51,6 +51,8 @@ EVENT_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p",
 
 SensorSize = tuple[int, int, int]
 
+_NO_WATERMARK = -(2**63)  # OrderState.watermark_us before any event
+
 
 class EventContractError(ValueError):
     """Events or a sensor size that break the contract (wrong dtype, fields or coordinates)."""
@@ -179,7 +181,7 @@ class OrderState(NamedTuple):
 def init_order() -> OrderState:
     """A fresh :class:`OrderState` for a new stream."""
     return OrderState(
-        np.array(np.iinfo(np.int64).min, dtype=np.int64),
+        np.array(_NO_WATERMARK, dtype=np.int64),
         np.array(0, dtype=np.int64),
         np.array(0, dtype=np.int64),
         np.array(0, dtype=np.int64),

@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -148,7 +149,7 @@ class FrameEncoder:
             if not self.tau_us > 0:
                 raise ValueError(f"tau_us={self.tau_us!r} must be positive")
 
-    @property
+    @cached_property
     def output_size(self) -> SensorSize:
         """(W, H, P) after the filters."""
         size = self.sensor_size
@@ -156,7 +157,7 @@ class FrameEncoder:
             size = f.output_size(size)
         return size
 
-    @property
+    @cached_property
     def frame_shape(self) -> tuple[int, int, int]:
         """(C, H, W) of one output frame."""
         W, H, P = self.output_size
@@ -234,7 +235,7 @@ class FrameEncoder:
         stop = max(
             self._n_windows(int(state.t_last) - int(state.origin), int(state.n_events)), first
         )
-        out = self._windows(state.buffer, int(state.origin), first, stop, state.memory)[0]
+        out = self._windows(state.buffer, int(state.origin), first, stop, state.memory, False)[0]
         return out, fresh
 
     def encode(self, events: np.ndarray) -> np.ndarray:
@@ -250,7 +251,7 @@ class FrameEncoder:
         origin = int(t[0]) if self.time_window_us is not None else 0
         stop = self._n_windows(int(t[-1]) - int(t[0]), int(events.size))
         memory = self.init_state().memory if self.representation == "timesurface" else None
-        return self._windows(events, origin, 0, stop, memory)[0]
+        return self._windows(events, origin, 0, stop, memory, keep=False)[0]
 
     def _checked(self, events: np.ndarray, order: OrderState) -> tuple[np.ndarray, OrderState]:
         """Validate a packet in one pass and apply the time-order policy where needed."""
@@ -288,10 +289,17 @@ class FrameEncoder:
         return np.zeros((n, *self.frame_shape), dtype=np.float32)
 
     def _windows(
-        self, buffer: np.ndarray, origin: int, first: int, stop: int, memory: np.ndarray | None
+        self,
+        buffer: np.ndarray,
+        origin: int,
+        first: int,
+        stop: int,
+        memory: np.ndarray | None,
+        keep: bool = True,
     ) -> tuple[np.ndarray, int, int, np.ndarray | None]:
         """Frames of windows ``[first, stop)`` over ``buffer``; also the index of the first
-        event a later window may need, the origin after dropping the rest, and the new memory.
+        event a later window may need (``keep``: else none is), the origin after dropping the
+        rest, and the new memory.
         """
         out = self._frames(max(stop - first, 0))
         if stop <= first:
@@ -299,7 +307,9 @@ class FrameEncoder:
         length, stride = self._length_stride()
         by_time = self.time_window_us is not None
         t = buffer["t"]
-        if by_time:
+        if not keep:
+            keep_from, new_origin = buffer.size, origin
+        elif by_time:
             keep_from = int(np.searchsorted(t, origin + stop * stride))
             new_origin = origin
         else:

@@ -46,7 +46,7 @@ def _scan(events, W, H, P):
     """One pass over a packet: a bit set of ``UNSORTED`` (t decreases somewhere),
     ``OFF_SENSOR`` (a coordinate outside ``W x H``) and ``POLARITY`` (ON events, P == 1)."""
     flags = 0
-    previous = np.iinfo(np.int64).min
+    previous = -9223372036854775807 - 1  # int64 minimum
     for i in range(events.shape[0]):
         e = events[i]
         if e.x < 0 or e.x >= W or e.y < 0 or e.y >= H:
