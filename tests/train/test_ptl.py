@@ -222,3 +222,40 @@ def test_build_rejects_unknown_architecture():
         build("resnet9000", (1, 28, 28), 8)
     with pytest.raises(ValueError, match="T is 0"):
         build("tiny", (1, 28, 28), 0)
+
+
+def test_classic_conversion_approaches_the_ann_as_steps_grow(rng):
+    from eventsp.train.ptl.evaluate import classic_conversion
+
+    torch.manual_seed(1)
+    ann = build("tiny", (1, 12, 12), 4)
+    ann.eval()
+    x = rng.integers(0, 256, (40, 1, 12, 12), dtype=np.uint8)
+    xf = torch.from_numpy(x).float() / 255
+    with torch.no_grad():
+        ann_out = ann(xf)
+    errors = []
+    for T in (4, 64):
+        snn = classic_conversion(ann, x, T)
+        assert all(bool(layer.spiking) for layer in snn.layers[:-1])
+        assert not any(bool(layer.spiking) for layer in ann.layers)  # the ANN is untouched
+        rec = snn.simulate(xf)
+        errors.append(float((rec.logits * rec.output_scale - ann_out).abs().mean()))
+    assert errors[1] < errors[0] / 2, errors
+
+
+def test_autoencoder_reconstruction_psnr(rng):
+    from eventsp.train.ptl.evaluate import reconstruction_psnr
+    from eventsp.train.ptl.trainer import is_autoencoder, psnr
+
+    ae = build("mnist-ae", (1, 28, 28), 4)
+    assert is_autoencoder(ae)
+    assert not is_autoencoder(build("mnist", (1, 28, 28), 4))
+    x = rng.integers(0, 256, (6, 1, 28, 28), dtype=np.uint8)
+    ae.eval()
+    with torch.no_grad():
+        out = ae(torch.from_numpy(x).float() / 255)
+    mse = float(((out - torch.from_numpy(x).float().flatten(1) / 255) ** 2).mean())
+    got = reconstruction_psnr(ae, x)["psnr_db"]
+    assert got == pytest.approx(10 * np.log10(1 / mse), rel=1e-4)
+    assert psnr(0.01) == pytest.approx(20.0)
