@@ -96,7 +96,7 @@ def to_nir(graph: Graph, *, dt: float = 1e-4, strict: bool = False) -> nir.NIRGr
     nodes: dict[str, Any] = {}
     for name in graph.order():
         node = graph.nodes[name]
-        if strict and isinstance(node, EXTENDED):
+        if strict and isinstance(node, EXTENDED) and not _is_leaky_integrator(node):
             raise NIRConversionError(
                 f"node {name!r} is a {node.type}, which NIR cannot express; pass strict=False to "
                 "write it with eventsp.* metadata that only eventsp reads back"
@@ -107,94 +107,74 @@ def to_nir(graph: Graph, *, dt: float = 1e-4, strict: bool = False) -> nir.NIRGr
     return nir.NIRGraph(nodes=nodes, edges=list(graph.edges))
 
 
+def _is_leaky_integrator(node: Node) -> bool:
+    """An order-1 LMUMemory with ``0 <= A_d < 1``: exactly a NIR ``LI``."""
+    return isinstance(node, LMUMemory) and node.order == 1 and 0 <= node.A_d[0, 0] < 1
+
+
 def _export_node(nir: Any, node: Node, in_shape: tuple, out_shape: tuple, dt: float) -> Any:
-    meta: dict[str, Any] = {f"{PREFIX}type": node.type}
+    extra: dict[str, Any] = {"type": node.type}
     ones = np.ones(out_shape, dtype=np.float32)
+    zeros = 0 * ones
+
+    def meta(**more: Any) -> dict[str, Any]:
+        return {f"{PREFIX}{key}": value for key, value in {**extra, **more}.items()}
+
     if isinstance(node, Input):
         if node.quant_bits is not None:
-            meta.update(
-                {f"{PREFIX}quant_bits": node.quant_bits, f"{PREFIX}quant_scale": node.quant_scale}
-            )
-        return nir.Input(input_type=np.array(node.shape), metadata=meta)
+            extra.update(quant_bits=node.quant_bits, quant_scale=node.quant_scale)
+        return nir.Input(input_type=np.array(node.shape), metadata=meta())
     if isinstance(node, Output):
-        return nir.Output(output_type=np.array(node.shape), metadata=meta)
+        return nir.Output(output_type=np.array(node.shape), metadata=meta())
     if isinstance(node, Dense | Conv2d | CausalConv1d):
-        meta[f"{PREFIX}has_bias"] = int(node.bias is not None)
+        extra["has_bias"] = int(node.bias is not None)
         if node.weight_bits is not None:
-            meta.update(
-                {
-                    f"{PREFIX}weight_bits": node.weight_bits,
-                    f"{PREFIX}weight_scale": node.weight_scale,
-                }
-            )
+            extra.update(weight_bits=node.weight_bits, weight_scale=node.weight_scale)
         weight = node.real_weight()
         bias = np.zeros(weight.shape[0], np.float32) if node.bias is None else node.bias
         if isinstance(node, Conv2d):
             # nir types a conv's input as weight.shape[1] channels, wrong for groups > 1:
             # leave those untyped and let NIR's type inference take the predecessor's type.
+            shape = tuple(in_shape[1:]) if node.groups == 1 else None
             return nir.Conv2d(
-                input_shape=tuple(in_shape[1:]) if node.groups == 1 else None,
-                weight=weight,
-                stride=node.stride,
-                padding=node.padding,
-                dilation=(1, 1),
-                groups=node.groups,
-                bias=bias,
-                metadata=meta,
+                shape, weight, node.stride, node.padding, (1, 1), node.groups, bias, metadata=meta()
             )
         if isinstance(node, CausalConv1d):
             # The current tap is the instantaneous affine map; the full kernel is metadata.
-            meta.update({f"{PREFIX}weight": weight, f"{PREFIX}dilation": node.dilation})
-            return nir.Affine(weight=weight[:, :, -1].copy(), bias=bias, metadata=meta)
+            m = meta(weight=weight, dilation=node.dilation)
+            return nir.Affine(weight=weight[:, :, -1].copy(), bias=bias, metadata=m)
         if node.bias is None:
-            return nir.Linear(weight=weight, metadata=meta)
-        return nir.Affine(weight=weight, bias=bias, metadata=meta)
+            return nir.Linear(weight=weight, metadata=meta())
+        return nir.Affine(weight=weight, bias=bias, metadata=meta())
     if isinstance(node, AvgPool2d | SumPool2d):
         cls = nir.AvgPool2d if isinstance(node, AvgPool2d) else nir.SumPool2d
-        return cls(
-            kernel_size=np.array(node.kernel),
-            stride=np.array(node.stride),
-            padding=np.zeros(2, dtype=np.int64),
-            metadata=meta,
-        )
+        pad = np.zeros(2, dtype=np.int64)
+        return cls(np.array(node.kernel), np.array(node.stride), pad, metadata=meta())
     if isinstance(node, Flatten):
-        return nir.Flatten(
-            input_type={"input": np.array(in_shape)}, start_dim=0, end_dim=-1, metadata=meta
-        )
-    if isinstance(node, LIF):
+        shape_in = {"input": np.array(in_shape)}
+        return nir.Flatten(input_type=shape_in, start_dim=0, end_dim=-1, metadata=meta())
+    if isinstance(node, LIF | IF):
         threshold = ones * node.threshold
+        if isinstance(node, IF):
+            return nir.IF(ones, threshold, zeros, metadata=meta(reset="subtract"))
         if node.decay >= 1.0:
-            return nir.IF(r=ones, v_threshold=threshold, v_reset=0 * ones, metadata=meta)
+            return nir.IF(ones, threshold, zeros, metadata=meta())
         tau = dt / (1.0 - node.decay)
-        return nir.LIF(
-            tau=ones * tau,
-            r=ones * (tau / dt),
-            v_leak=0 * ones,
-            v_threshold=threshold,
-            v_reset=0 * ones,
-            metadata=meta,
-        )
-    if isinstance(node, IF):
-        meta[f"{PREFIX}reset"] = "subtract"
-        return nir.IF(r=ones, v_threshold=ones * node.threshold, v_reset=0 * ones, metadata=meta)
+        return nir.LIF(ones * tau, ones * (tau / dt), zeros, threshold, zeros, metadata=meta())
+    if isinstance(node, LMUMemory):
+        extra.update(order=node.order, theta=node.theta, A_d=node.A_d, B_d=node.B_d)
+        if _is_leaky_integrator(node):  # exact as NIR LI
+            step = 1.0 - float(node.A_d[0, 0])
+            r = float(node.B_d[0]) / step
+            return nir.LI(tau=ones * dt / step, r=ones * r, v_leak=zeros, metadata=meta())
+        weight = np.kron(np.eye(in_shape[0], dtype=np.float32), node.B_d[:, None])
+        return nir.Linear(weight=weight, metadata=meta())
     if isinstance(node, MultiSpike):
-        meta[f"{PREFIX}dt"] = node.dt
+        extra["dt"] = node.dt
     elif isinstance(node, Readout):
-        meta[f"{PREFIX}mode"] = node.mode
-    elif isinstance(node, LMUMemory):
-        meta.update(
-            {
-                f"{PREFIX}order": node.order,
-                f"{PREFIX}theta": node.theta,
-                f"{PREFIX}A_d": node.A_d,
-                f"{PREFIX}B_d": node.B_d,
-            }
-        )
-        channels = in_shape[0]
-        weight = np.kron(np.eye(channels, dtype=np.float32), node.B_d[:, None])
-        return nir.Linear(weight=weight, metadata=meta)
+        extra["mode"] = node.mode
     # Add (NIR sums a node's inputs), Identity, and the approximations above: y = x.
-    return nir.Scale(scale=ones, metadata=meta)
+    return nir.Scale(scale=ones, metadata=meta())
 
 
 # ------------------------------------------------------------------------------------ import
@@ -420,9 +400,12 @@ def _import_node(nir, name, raw, in_shapes, batched, dt, tau_scale, nodes, preds
         return Add() if len(in_shapes) > 1 else Identity()
     if isinstance(raw, nir.IF | nir.LIF):
         return _neuron(nir, name, raw, meta, dt, tau_scale, nodes, preds)
+    if isinstance(raw, nir.LI):
+        return _leaky_integrator(name, raw, in_shapes, dt, tau_scale, nodes, preds)
     raise NIRConversionError(
         f"NIR node {name!r} is a {type(raw).__name__}, which eventsp cannot run; supported are "
-        "Input, Output, Affine, Linear, Conv2d, AvgPool2d, SumPool2d, Flatten, IF and LIF"
+        "Input, Output, Affine, Linear, Scale(1), Conv2d, AvgPool2d, SumPool2d, Flatten, IF, LIF "
+        "and LI"
     )
 
 
@@ -492,15 +475,7 @@ def _neuron(nir, name, raw, meta, dt, tau_scale, nodes, preds) -> Node:
     if isinstance(raw, nir.IF):
         decay, gain, leak = 1.0, r, 0.0
     else:
-        tau = _uniform(name, "tau", _arr(raw.tau)) / tau_scale
-        step = dt / tau
-        if not 0 < step <= 1:
-            raise NIRConversionError(
-                f"NIR LIF {name!r} has tau={tau:g} s, so one step of dt={dt:g} s decays by "
-                f"dt/tau={step:g}, outside (0, 1]; pass the dt the model was trained with, and "
-                "time_convention='norse-1.1' for graphs written by Norse up to 1.1 "
-                "(their tau is dt/tau_mem_inv)"
-            )
+        step = _euler_step(name, raw, dt, tau_scale)
         decay, gain = 1.0 - step, r * step
         leak = _uniform(name, "v_leak", _arr(raw.v_leak)) / r if r else 0.0
     if not gain > 0:
@@ -510,6 +485,43 @@ def _neuron(nir, name, raw, meta, dt, tau_scale, nodes, preds) -> Node:
     if leak != 0.0:
         _add_leak(name, leak, nodes, preds)
     return LIF(decay=decay, threshold=threshold / gain)
+
+
+def _euler_step(name: str, raw: Any, dt: float, tau_scale: float) -> float:
+    """``dt / tau``: the fraction of the way to its target a neuron moves in one step."""
+    tau = _uniform(name, "tau", _arr(raw.tau)) / tau_scale
+    step = dt / tau
+    if not 0 < step <= 1:
+        raise NIRConversionError(
+            f"NIR {type(raw).__name__} {name!r} has tau={tau:g} s, so one step of dt={dt:g} s "
+            f"decays by dt/tau={step:g}, outside (0, 1]; pass the dt the model was trained "
+            "with, and time_convention='norse-1.1' for graphs written by Norse up to 1.1 "
+            "(their tau is dt/tau_mem_inv)"
+        )
+    return step
+
+
+def _leaky_integrator(name, raw, in_shapes, dt, tau_scale, nodes, preds) -> Node:
+    """NIR ``LI`` (non-spiking): ``v <- (1 - dt/tau) v + (r dt/tau) I``, which is exactly an
+    order-1 :class:`LMUMemory` with ``A_d = [[1 - dt/tau]]``, ``B_d = [r dt/tau]``."""
+    if len(in_shapes[0]) != 1:
+        raise NIRConversionError(
+            f"NIR LI {name!r} has input shape {in_shapes[0]}; eventsp's leaky integrator (an "
+            "order-1 LMUMemory) takes vectors, so flatten before it"
+        )
+    step = _euler_step(name, raw, dt, tau_scale)
+    r = _uniform(name, "r", _arr(raw.r))
+    leak = _uniform(name, "v_leak", _arr(raw.v_leak))
+    if leak != 0.0:
+        if r == 0:
+            raise NIRConversionError(f"NIR LI {name!r} has r=0 and v_leak={leak:g}")
+        _add_leak(name, leak / r, nodes, preds)
+    return LMUMemory(
+        order=1,
+        theta=1.0 / step,
+        A_d=np.array([[1.0 - step]], np.float32),
+        B_d=np.array([r * step], np.float32),
+    )
 
 
 def _add_leak(name: str, leak: float, nodes: dict[str, Node], preds: dict[str, list]) -> None:

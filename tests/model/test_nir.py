@@ -472,3 +472,56 @@ def test_several_inputs_into_one_node_are_summed(rng):
     net = Network(graph)
     got, _ = net.run(xs[:, None], net.init_state(1))
     assert (got[:, 0] == expected).mean() >= MIN_AGREEMENT
+
+
+def test_norse_leaky_integrator_readout(rng):
+    """Norse's LIBoxCell readout (NIR LI) becomes an order-1 LMUMemory with the same output."""
+    norse = _norse()
+    torch.manual_seed(4)
+    net = norse.SequentialState(
+        torch.nn.Linear(40, 24),
+        norse.LIFBoxCell(),
+        torch.nn.Linear(24, 6),
+        norse.LIBoxCell(),
+    )
+    with torch.no_grad():
+        net[0].weight.mul_(25.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exported = norse.to_nir(net, torch.zeros(1, 40), dt=1e-3)
+    graph = from_nir(exported, dt=1e-3, time_convention="norse-1.1")
+    readout = graph.nodes["3"]
+    assert isinstance(readout, LMUMemory)
+    assert readout.order == 1
+    assert float(readout.A_d[0, 0]) == pytest.approx(0.9)
+    xs = (rng.random((T, 40)) < 0.2).astype(np.float32)
+    theirs, state = [], None
+    with torch.no_grad():
+        for x in xs:
+            out, state = net(torch.from_numpy(x[None]), state)
+            theirs.append(out.numpy()[0].copy())
+    theirs = np.array(theirs)
+    network = Network(graph)
+    ours, _ = network.run(xs[:, None], network.init_state(1))
+    assert np.abs(theirs).max() > 0.1
+    np.testing.assert_allclose(ours[:, 0], theirs, rtol=1e-4, atol=1e-5)
+
+
+def test_order_one_memory_exports_as_plain_nir_li(rng):
+    graph = Graph.chain(
+        [
+            ("in", Input((3,))),
+            ("d", Dense(rng.normal(size=(3, 3)).astype(np.float32))),
+            ("li", LMUMemory(order=1, theta=5.0, A_d=np.array([[0.8]]), B_d=np.array([0.5]))),
+            ("out", Output((3,))),
+        ]
+    )
+    exported = to_nir(graph, dt=1e-3, strict=True)
+    li = exported.nodes["li"]
+    assert isinstance(li, nir.LI)
+    np.testing.assert_allclose(li.tau, 5e-3, rtol=1e-6)
+    np.testing.assert_allclose(li.r, 2.5, rtol=1e-6)
+    li.metadata = {}  # read as plain NIR, as any other tool wrote it
+    back = from_nir(exported, dt=1e-3).nodes["li"]
+    np.testing.assert_allclose(back.A_d, [[0.8]], rtol=1e-6)
+    np.testing.assert_allclose(back.B_d, [0.5], rtol=1e-6)
