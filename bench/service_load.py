@@ -97,10 +97,11 @@ def write_synthetic_models(folder: Path) -> None:
     )
 
 
-def start_server(models: Path, max_streams: int) -> tuple[subprocess.Popen, str]:
+def start_server(models: Path, max_streams: int, workers: int) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "eventsp", "serve", "--port", "0", "--models", str(models),
-         "--max-streams", str(max_streams), "--log-level", "warning", "--grace", "1"],
+         "--max-streams", str(max_streams), "--log-level", "warning", "--grace", "1",
+         "--workers", str(workers)],
         stdout=subprocess.PIPE,
         text=True,
     )  # fmt: skip
@@ -166,8 +167,11 @@ async def run_audio(address: str, model: str, n: int, seconds: float, chunk_ms: 
 
     chunk = int(16000 * chunk_ms / 1000)
     n_chunks = int(seconds * 1000 / chunk_ms)
-    # A few channels share the streams (like many clients behind a few connections).
-    channels = [grpc.aio.insecure_channel(address) for _ in range(max(1, n // 50))]
+    # Channels (connections) of 10 streams each, so that SO_REUSEPORT workers share them.
+    channels = [
+        grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(max(1, n // 10))
+    ]
     try:
         stubs = [service_pb2_grpc.StreamingServiceStub(c) for c in channels]
         start = time.perf_counter() + 0.5
@@ -268,7 +272,8 @@ async def main_async(args: argparse.Namespace, address: str, kws: str, ev: str) 
     pcm = np.concatenate([soundfile.read(p, dtype="int16")[0] for p in speech]).tobytes()
 
     print(f"# real-time audio streams: model {kws}, {args.chunk_ms:g} ms chunks, "
-          f"{args.seconds:g} s each, p99 budget {args.p99_budget_ms:g} ms")  # fmt: skip
+          f"{args.seconds:g} s each, p99 budget {args.p99_budget_ms:g} ms, "
+          f"{args.workers} server process(es)")  # fmt: skip
     header = (f"{'streams':>8} {'server p50':>11} {'server p99':>11} {'rtt p50':>9} "
               f"{'rtt p99':>9} {'max lag':>9} {'kept up':>8} {'errors':>7}")  # fmt: skip
     print(header)
@@ -309,6 +314,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--packet-events", type=int, default=50_000)
     parser.add_argument("--event-streams", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1, help="eventsp serve --workers")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -323,7 +329,7 @@ def main() -> int:
             by_task.setdefault(load_model(path).metadata.get("task", ""), path.stem)
         if "kws" not in by_task or "classify-events" not in by_task:
             raise SystemExit(f"{folder} needs a 'kws' and a 'classify-events' model")
-        process, address = start_server(folder, max(args.streams) + 8)
+        process, address = start_server(folder, max(args.streams) + 8, args.workers)
         try:
             return asyncio.run(
                 main_async(args, address, by_task["kws"], by_task["classify-events"])

@@ -23,6 +23,8 @@ class ServerConfig:
         stops reading, so HTTP/2 flow control pushes back on the client.
     max_recording_bytes: largest upload ProcessRecording accepts.
     grace_s: on SIGTERM, how long open streams may run to completion before being cancelled.
+    reuse_port: bind with SO_REUSEPORT, so that several worker processes share one port (the
+        kernel spreads connections over them; see ``eventsp serve --workers``).
     """
 
     host: str = "127.0.0.1"
@@ -38,6 +40,7 @@ class ServerConfig:
     queue_chunks: int = 8
     max_recording_bytes: int = 64 * 1024 * 1024
     grace_s: float = 10.0
+    reuse_port: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

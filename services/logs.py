@@ -1,6 +1,6 @@
 """Structured logs: one JSON object per line on stderr.
 
-Every record carries ``ts`` (UTC, ISO 8601), ``level``, ``logger`` and ``msg``, plus the
+Every record carries ``ts`` (UTC, ISO 8601), ``level``, ``logger``, ``pid`` and ``msg``, plus the
 ``extra`` fields a call passes (``event``, ``method``, ``peer``, ``model``, ...). Tracebacks go
 into ``exc`` and only into the log, never to clients.
 """
@@ -22,6 +22,7 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
+            "pid": record.process,
             "msg": record.getMessage(),
         }
         for key, value in vars(record).items():

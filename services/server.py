@@ -108,7 +108,7 @@ async def create_server(
     options = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),
-        ("grpc.so_reuseport", 0),
+        ("grpc.so_reuseport", int(config.reuse_port)),
     ]
     interceptors = [TokenAuthInterceptor(config.token)] if config.token else []
     grpc_server = grpc.aio.server(interceptors=interceptors, options=options)

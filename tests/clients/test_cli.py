@@ -120,15 +120,6 @@ def test_commands_report_user_errors(tmp_path, served):
     assert "nope.wav" in missing.stderr
     both = _run("stream-audio", "x.wav", "--mic")
     assert both.returncode == 2
-    wrong_model = _run(
-        "stream-audio",
-        str(tmp_path / "a.wav"),
-        "--server",
-        running.address,
-        "--model",
-        "ghost",
-    )
-    assert wrong_model.returncode == 2  # the file does not exist either: checked first
     soundfile.write(tmp_path / "a.wav", np.zeros(1600, np.float32), 16000)
     wrong_model = _run(
         "stream-audio", str(tmp_path / "a.wav"), "--server", running.address, "--model", "ghost"
@@ -156,3 +147,34 @@ def test_serve_refuses_a_busy_port(serve_process):
     out = _run("serve", "--port", port, timeout=60)
     assert out.returncode == 2, out.stdout + out.stderr
     assert "bind" in out.stderr
+
+
+@pytest.mark.slow
+def test_serve_workers_share_one_port(models_dir):
+    process = subprocess.Popen(
+        [*EVENTSP, "serve", "--port", "0", "--workers", "2", "--models", str(models_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = process.stdout.readline().strip()
+        assert first.startswith("listening on 127.0.0.1:"), first
+        address = first.removeprefix("listening on ")
+        for _ in range(6):  # separate connections are spread over the workers by the kernel
+            with Client(address) as client:
+                client.wait_serving()
+                responses = list(client.stream_audio([np.zeros(1600)], sample_rate_hz=16000))
+                assert responses[-1].predictions[-1].final
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+        logs = [json.loads(line) for line in process.stderr.read().splitlines() if line.strip()]
+        pids = {entry["pid"] for entry in logs if entry.get("event") == "serving"}
+        assert len(pids) == 2
+        assert sum(entry.get("event") == "stopped" for entry in logs) == 2
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+        process.stdout.close()
+        process.stderr.close()
