@@ -15,6 +15,8 @@ agree bit for bit. The path is chosen per frame from the fraction of nonzero inp
 
 from __future__ import annotations
 
+import numpy as np
+
 from eventsp._jit import jit
 from eventsp.kernels.dense import OP_SIGNATURE
 from eventsp.kernels.layout import (
@@ -25,6 +27,7 @@ from eventsp.kernels.layout import (
     KH,
     KW,
     MACS,
+    MODE,
     N_IN,
     N_OUT,
     OC,
@@ -42,7 +45,7 @@ from eventsp.kernels.layout import (
     H,
     W,
 )
-from eventsp.kernels.vector import axpy
+from eventsp.kernels.vector import axpy, copy_run, fill_run, scale_run
 
 
 @jit(OP_SIGNATURE)
@@ -58,55 +61,59 @@ def conv2d_step(row, params, acts, values, cnt, t):
     y = acts[row[OUT] : row[OUT] + row[N_OUT]]
     w0 = row[P0]
     b_off = row[P1]
-    for p in range(n_ho * n_wo):
-        for o in range(n_o):
-            y[p * n_o + o] = params[b_off + o] if b_off >= 0 else 0.0
+    if b_off >= 0:
+        for p in range(n_ho * n_wo):
+            copy_run(y, p * n_o, params, b_off, n_o)
+    else:
+        fill_run(y, 0, y.shape[0], np.float32(0.0))
+    idx = acts[row[MODE] : row[MODE] + row[N_IN]].view(np.int32)
     nnz = 0
-    binary = True
+    non_binary = 0
     for i in range(x.shape[0]):
         v = x[i]
         if v != 0.0:
+            idx[nnz] = i
             nnz += 1
             if v != 1.0:
-                binary = False
+                non_binary += 1
+    binary = non_binary == 0
     effective = 0
     unit_stride = sh == 1 and sw == 1
     if nnz < SPARSE_MAX_DENSITY * x.shape[0]:
-        for iy in range(n_h):
-            for ix in range(n_w):
-                base_in = (iy * n_w + ix) * n_c
-                for c in range(n_c):
-                    v = x[base_in + c]
-                    if v == 0.0:
+        for k in range(nnz):
+            i = idx[k]  # (iy, ix, c) in the (H, W, C) layout, visited in memory order
+            c = i % n_c
+            ix = (i // n_c) % n_w
+            iy = i // (n_c * n_w)
+            v = x[i]
+            o0 = (c // cin_pg) * opg
+            for ky in range(kh):
+                ny = iy + ph - ky  # = oy * sh for the output row this tap reaches
+                if ny < 0:
+                    break
+                if unit_stride:
+                    oy = ny
+                elif ny % sh != 0:
+                    continue
+                else:
+                    oy = ny // sh
+                if oy >= n_ho:
+                    continue
+                for kx in range(kw):
+                    nx = ix + pw - kx
+                    if nx < 0:
+                        break
+                    if unit_stride:
+                        ox = nx
+                    elif nx % sw != 0:
                         continue
-                    o0 = (c // cin_pg) * opg
-                    for ky in range(kh):
-                        ny = iy + ph - ky  # = oy * sh for the output row this tap reaches
-                        if ny < 0:
-                            break
-                        if unit_stride:
-                            oy = ny
-                        elif ny % sh != 0:
-                            continue
-                        else:
-                            oy = ny // sh
-                        if oy >= n_ho:
-                            continue
-                        for kx in range(kw):
-                            nx = ix + pw - kx
-                            if nx < 0:
-                                break
-                            if unit_stride:
-                                ox = nx
-                            elif nx % sw != 0:
-                                continue
-                            else:
-                                ox = nx // sw
-                            if ox >= n_wo:
-                                continue
-                            ob = (oy * n_wo + ox) * n_o + o0
-                            axpy(y, ob, params, w0 + ((c * kh + ky) * kw + kx) * opg, opg, v)
-                            effective += opg
+                    else:
+                        ox = nx // sw
+                    if ox >= n_wo:
+                        continue
+                    ob = (oy * n_wo + ox) * n_o + o0
+                    axpy(y, ob, params, w0 + ((c * kh + ky) * kw + kx) * opg, opg, v)
+                    effective += opg
     else:
         for oy in range(n_ho):
             for ox in range(n_wo):
@@ -146,19 +153,16 @@ def pool2d_step(row, params, acts, values, cnt, t):
     y = acts[row[OUT] : row[OUT] + row[N_OUT]]
     average = row[P0] == 1
     inv = params[row[P1]]
+    one = np.float32(1.0)
+    fill_run(y, 0, y.shape[0], np.float32(0.0))
     for oy in range(n_ho):
         for ox in range(n_wo):
-            y_run = y[(oy * n_wo + ox) * n_c : (oy * n_wo + ox + 1) * n_c]
-            y_run[:] = 0.0
+            ob = (oy * n_wo + ox) * n_c
             for ky in range(kh):
                 for kx in range(kw):
-                    b = ((oy * sh + ky) * n_w + ox * sw + kx) * n_c
-                    x_run = x[b : b + n_c]
-                    for c in range(n_c):
-                        y_run[c] += x_run[c]
-            if average:
-                for c in range(n_c):
-                    y_run[c] *= inv
+                    axpy(y, ob, x, ((oy * sh + ky) * n_w + ox * sw + kx) * n_c, n_c, one)
+    if average:
+        scale_run(y, 0, y.shape[0], inv)
 
 
 @jit("void(float32[::1], float32[::1], int64, int64, int64)")

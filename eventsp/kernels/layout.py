@@ -20,7 +20,7 @@ Columns (``-1`` where unused):
 ``C H W``    input geometry (spatial data is stored ``(H, W, C)``, see ``conv.py``);
              ``OC HO WO`` output geometry
 ``KH KW``    kernel size; ``SH SW`` stride; ``PH PW`` padding; ``G`` groups
-``MODE``     op-specific integer: readout mode; for DENSE and CCONV1D the float offset in
+``MODE``     op-specific integer: readout mode; for DENSE, CONV2D, CCONV1D the float offset in
              ``acts`` of an ``N_IN``-long scratch, viewed as int32 (active-input indices)
 ===========  ===============================================================================
 

@@ -37,6 +37,14 @@ from eventsp.kernels.layout import (
 TINY = np.float32(1e-30)
 
 
+@jit("int64(float32[::1])", inline="always")
+def _count_nonzero(y):
+    total = 0
+    for i in range(np.uint64(y.shape[0])):
+        total += y[i] != 0.0
+    return total
+
+
 @jit(OP_SIGNATURE)
 def if_step(row, params, acts, values, cnt, t):
     """``v += x; s = v >= th; v -= s*th`` (reset by subtraction); ``params[P2]`` is ``th``."""
@@ -45,16 +53,12 @@ def if_step(row, params, acts, values, cnt, t):
     y = acts[row[OUT] : row[OUT] + n]
     v = values[row[S0] : row[S0] + n]
     th = params[row[P2]]
-    spikes = 0
-    for i in range(n):
+    for i in range(np.uint64(n)):
         u = v[i] + x[i]
-        if u >= th:
-            u = u - th
-            y[i] = 1.0
-            spikes += 1
-        else:
-            y[i] = 0.0
-        v[i] = u
+        fire = u >= th
+        v[i] = u - th if fire else u
+        y[i] = np.float32(1.0) if fire else np.float32(0.0)
+    spikes = _count_nonzero(y)
     cnt[NONZERO] += spikes
     cnt[SPIKES] += spikes
     cnt[TOTAL] += n
@@ -72,15 +76,14 @@ def lif_step(row, params, acts, values, cnt, t):
     v = values[row[S0] : row[S0] + n]
     th = params[row[P2]]
     decay = params[row[P2] + 1]
-    spikes = 0
-    for i in range(n):
+    for i in range(np.uint64(n)):
         u = decay * v[i] + x[i]
         fire = u >= th
         # Reset, and flush |v| < 1e-30 to 0: a decaying membrane would otherwise pass through
         # float32 denormals, which are ~100x slower on x86.
-        v[i] = np.float32(0.0) if fire or abs(u) < TINY else u
+        v[i] = np.float32(0.0) if (fire or abs(u) < TINY) else u
         y[i] = np.float32(1.0) if fire else np.float32(0.0)
-        spikes += fire
+    spikes = _count_nonzero(y)
     cnt[NONZERO] += spikes
     cnt[SPIKES] += spikes
     cnt[TOTAL] += n

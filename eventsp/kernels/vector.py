@@ -20,6 +20,31 @@ def axpy(y, y_off, w, w_off, n, a):
         y[yb + j] += a * w[wb + j]
 
 
+@jit("void(float32[::1], int64, float32[::1], int64, int64)", inline="always")
+def copy_run(y, y_off, w, w_off, n):
+    """``y[y_off : y_off+n] = w[w_off : w_off+n]``."""
+    yb = np.uint64(y_off)
+    wb = np.uint64(w_off)
+    for j in range(np.uint64(n)):
+        y[yb + j] = w[wb + j]
+
+
+@jit("void(float32[::1], int64, int64, float32)", inline="always")
+def fill_run(y, y_off, n, value):
+    """``y[y_off : y_off+n] = value``."""
+    yb = np.uint64(y_off)
+    for j in range(np.uint64(n)):
+        y[yb + j] = value
+
+
+@jit("void(float32[::1], int64, int64, float32)", inline="always")
+def scale_run(y, y_off, n, value):
+    """``y[y_off : y_off+n] *= value``."""
+    yb = np.uint64(y_off)
+    for j in range(np.uint64(n)):
+        y[yb + j] *= value
+
+
 @jit(
     "void(float32[::1], float32[::1], int64, int64, int64, int64, float32, float32, float32, "
     "float32, int64)",

@@ -162,7 +162,7 @@ def compile_graph(graph: g.Graph) -> Program:
             b.op(name, node, OP=lay.READOUT, S0=b.state(size), MODE=mode, **common)
         else:  # pragma: no cover - every registered type is handled above
             raise g.GraphError(f"the runtime cannot run node {name!r} of type {node.type}")
-    # Index scratch of the event-driven Dense/CausalConv1d kernels: int32 in the acts buffer.
+    # Index scratch of the event-driven Dense/Conv/CausalConv1d kernels: int32 in acts.
     scratch = b.act(max([1] + [int(r[lay.N_IN]) for r in b.rows if r[lay.OP] in _LISTS]))
     for r in b.rows:
         if r[lay.OP] in _LISTS:
@@ -185,7 +185,7 @@ def compile_graph(graph: g.Graph) -> Program:
     )
 
 
-_LISTS = (lay.DENSE, lay.CCONV1D)
+_LISTS = (lay.DENSE, lay.CCONV1D, lay.CONV2D)
 
 
 def _chw(shape: tuple[int, ...]) -> dict[str, int]:
