@@ -2,9 +2,9 @@
 
 Run (one process, or several under torchrun with DDP: gloo on CPU, NCCL on GPU)::
 
-    python -m eventsp.train.stbp --arch nmnist --sim 8000 --epochs 6 --run runs/stbp
-    torchrun --nproc-per-node 2 -m eventsp.train.stbp --arch nmnist --run runs/stbp-ddp
-    python -m eventsp.train.stbp --run runs/stbp --resume        # continue from last.pt
+    python -m eventsp.train.stbp --arch nmnist --sim 8000 --epochs 6 --out runs/stbp
+    torchrun --nproc-per-node 2 -m eventsp.train.stbp --arch nmnist --out runs/stbp-ddp
+    python -m eventsp.train.stbp --out runs/stbp --resume        # continue from last.pt
 
 Data: the real N-MNIST small set split into train / validation / held-out test
 (:func:`eventsp.train.data.events.nmnist_small_split`), plus ``--sim N`` MNIST training digits
@@ -83,10 +83,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--run", type=Path, default=Path("runs/stbp"))
+    p.add_argument("--out", dest="run", type=Path, default=Path("runs/stbp"), help="run folder")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--export", type=Path, default=None, help="model file (default RUN/model.esp)")
     p.add_argument("--max-batches", type=int, default=0, help="stop epochs early (tests)")
+    p.add_argument("--limit", type=int, default=0, help="first N recordings per split (tests)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     if args.time_steps < 1 or args.window_us < 1 or args.epochs < 1 or args.batch_size < 1:
@@ -96,6 +97,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def _datasets(args: argparse.Namespace) -> tuple[Dataset, FrameSet, FrameSet]:
     split = nmnist_small_split(args.data / "nmnist_small" / "train")
+    if args.limit:
+        split = {k: v[: args.limit] for k, v in split.items()}
     val = load_recordings(split["val"], args.window_us, args.time_steps)
     test = load_recordings(split["test"], args.window_us, args.time_steps)
     if args.tonic:
@@ -213,6 +216,7 @@ def train(args: argparse.Namespace) -> dict:
                 "train_acc": correct / max(seen, 1),
                 "val_loss": val_loss,
                 "val_acc": val_acc,
+                "samples": int(seen),
                 "lr": opt.param_groups[0]["lr"],
                 "seconds": time.perf_counter() - t0,
             }

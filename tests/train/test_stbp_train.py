@@ -1,0 +1,73 @@
+"""The STBP training run: checkpoints, resume, curves, export; DDP with two CPU processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from eventsp.model.format import load_model  # noqa: E402
+from eventsp.runtime import Network  # noqa: E402
+from eventsp.train.stbp.train import main  # noqa: E402
+
+from support import REPO_ROOT  # noqa: E402
+
+
+def _args(data_root, run, *extra: str) -> list[str]:
+    return [
+        "--arch", "tiny", "--data", str(data_root), "--out", str(run), "--limit", "24",
+        "--batch-size", "8", "--max-batches", "2", "--no-progress", "--sim", "8", *extra,
+    ]  # fmt: skip
+
+
+def test_train_resume_and_export(data_root, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(_args(data_root, run, "--epochs", "1")) == 0
+    assert {"last.pt", "best.pt", "metrics.csv", "curves.png", "model.esp"} <= {
+        p.name for p in run.iterdir()
+    }
+    assert (run / "cache" / "sim8_T10_w30000.npz").is_file()
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [0]
+    assert rows[0]["samples"] == 16  # 2 batches of 8
+    # Resume: continues at epoch 1 from last.pt and keeps the earlier rows.
+    assert main(_args(data_root, run, "--epochs", "2", "--resume")) == 0
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [0, 1]
+    model = load_model(run / "model.esp")
+    meta = model.metadata
+    assert meta["task"] == "classify-events"
+    assert meta["time_steps"] == 10
+    assert meta["frontend"]["window_us"] == 30_000
+    assert meta["sensor_size"] == [34, 34, 2]
+    assert 0.0 <= meta["accuracy"]["test_heldout_trainer"] <= 1.0
+    out, _ = Network(model.graph).run(
+        torch.zeros(10, 1, 2, 34, 34).numpy(), None or Network(model.graph).init_state(1)
+    )
+    assert out.shape == (10, 1, 10)
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["model"] == str(run / "model.esp")
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes(data_root, tmp_path):
+    run = tmp_path / "ddp"
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "eventsp.train.stbp", *_args(data_root, run, "--epochs", "1"),
+    ]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    # Two ranks x 2 batches x 8 recordings, summed over ranks by all_reduce.
+    assert [(r["epoch"], r["samples"]) for r in rows] == [(0, 32)]
+    assert (run / "model.esp").is_file()
+    assert (run / "curves.png").is_file()
+    assert "best_epoch" in out.stdout
