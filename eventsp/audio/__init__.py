@@ -21,6 +21,7 @@ from eventsp.audio.logmel import (
     LogMelState,
     init_logmel_state,
     logmel,
+    logmel_batch,
     logmel_step,
 )
 from eventsp.audio.mel import hz_to_mel, mel_filterbank, mel_to_hz
@@ -70,6 +71,7 @@ __all__ = [
     "iter_audio",
     "list_input_devices",
     "logmel",
+    "logmel_batch",
     "logmel_step",
     "make_window",
     "mel_filterbank",

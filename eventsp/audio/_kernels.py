@@ -11,6 +11,7 @@ concatenation ``tail[:fill] ++ chunk`` without building it.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from eventsp._jit import jit
@@ -269,3 +270,51 @@ def _resample_chunk(
     tail[:kept] = x[first:total]
     fill[0] = kept
     return n
+
+
+@jit(None, parallel=True)
+def _logmel_batch(
+    signals: np.ndarray,
+    hop: int,
+    window: np.ndarray,
+    perm: np.ndarray,
+    radices: np.ndarray,
+    twiddle: np.ndarray,
+    stage_twiddle: np.ndarray,
+    post: np.ndarray,
+    power: float,
+    fb: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    log_offset: float,
+    out: np.ndarray,
+) -> None:
+    """:func:`_logmel_chunk` on each row of ``signals`` ``(batch, samples)`` as a new stream,
+    rows in parallel; ``out`` is ``(batch, n_frames, n_mels)``.
+
+    No signature, so compiled on first use: a parallel kernel takes several seconds to compile,
+    and with a signature every cold ``import eventsp.audio`` would pay that for a function that
+    only training-data preparation calls. The driver passes float32 or float64 C-contiguous
+    ``signals`` and the plan's arrays, so at most two specialisations exist.
+    """
+    for b in numba.prange(signals.shape[0]):
+        tail = np.zeros(window.shape[0])
+        fill = np.zeros(1, np.int64)
+        _logmel_chunk(
+            tail,
+            fill,
+            signals[b],
+            hop,
+            window,
+            perm,
+            radices,
+            twiddle,
+            stage_twiddle,
+            post,
+            power,
+            fb,
+            lo,
+            hi,
+            log_offset,
+            out[b],
+        )

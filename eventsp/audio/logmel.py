@@ -36,7 +36,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from eventsp.audio._fft import FFTPlan, fft_plan
-from eventsp.audio._kernels import _logmel_chunk, _mel_log
+from eventsp.audio._kernels import _logmel_batch, _logmel_chunk, _mel_log
 from eventsp.audio.mel import MelNorm, MelScale, mel_filterbank
 from eventsp.audio.stft import (
     STFTConfig,
@@ -54,6 +54,7 @@ __all__ = [
     "LogMelState",
     "init_logmel_state",
     "logmel",
+    "logmel_batch",
     "logmel_step",
 ]
 
@@ -259,3 +260,55 @@ def logmel(signal: np.ndarray, config: LogMelConfig) -> np.ndarray:
         config = replace(config, center=False)
     features, _ = logmel_step(samples, init_logmel_state(config), config)
     return features
+
+
+def logmel_batch(signals: np.ndarray, config: LogMelConfig) -> np.ndarray:
+    """Features ``(batch, n_frames, n_mels)`` float32 of equal-length clips ``(batch, samples)``.
+
+    Row ``b`` equals ``logmel(signals[b], config)``; with ``fft="numba"`` the rows run in
+    parallel on Numba's threads (``NUMBA_NUM_THREADS``). For preparing training data.
+    """
+    array = np.asarray(signals)
+    if array.ndim != 2:
+        raise ValueError(
+            f"signals have shape {array.shape}; expected (batch, samples) clips of one length. "
+            "Use logmel() for a single 1-D signal"
+        )
+    if array.dtype not in (np.float32, np.float64):
+        if not np.issubdtype(array.dtype, np.floating):
+            raise TypeError(f"signals have dtype {array.dtype}; expected float32 or float64")
+        array = array.astype(np.float64)
+    if config.center:
+        pad = config.n_fft // 2
+        if array.shape[1] <= pad:
+            _reflect_pad(array[0], config.n_fft)  # raises with the message
+        array = np.pad(array, ((0, 0), (pad, pad)), mode="reflect")
+        config = replace(config, center=False)
+    array = np.ascontiguousarray(array)
+    length = array.shape[1]
+    n = 0 if length < config.n_fft else (length - config.n_fft) // config.hop_length + 1
+    out = np.empty((array.shape[0], n, config.n_mels), np.float32)
+    plan = _plan(config)
+    if plan.fft is None:
+        for b in range(array.shape[0]):
+            out[b] = logmel(array[b], config)
+        return out
+    fft = plan.fft
+    offset = config.log_offset if config.log else 0.0
+    _logmel_batch(
+        array,
+        config.hop_length,
+        plan.window,
+        fft.perm,
+        fft.radices,
+        fft.twiddle,
+        fft.stage_twiddle,
+        fft.post,
+        float(config.power),
+        plan.fb,
+        plan.lo,
+        plan.hi,
+        offset,
+        out,
+    )
+    return out

@@ -14,6 +14,7 @@ from eventsp.audio import (
     LogMelConfig,
     init_logmel_state,
     logmel,
+    logmel_batch,
     logmel_step,
     mel_filterbank,
 )
@@ -229,3 +230,16 @@ def test_config_round_trips_through_json():
     assert again == config
     with pytest.raises(ValueError, match=r"unknown fields \['n_mel'\]"):
         LogMelConfig.from_dict({"n_mel": 40})
+
+
+@pytest.mark.parametrize("fft", ["numba", "numpy"])
+@pytest.mark.parametrize("center", [False, True])
+def test_batch_equals_one_clip_at_a_time(speech, fft, center):
+    config = LogMelConfig(fft=fft, center=center)
+    clips = np.stack(speech)
+    batch = logmel_batch(clips, config)
+    assert batch.shape == (len(speech), *logmel(speech[0], config).shape)
+    for b, clip in enumerate(speech):
+        np.testing.assert_array_equal(batch[b], logmel(clip, config))
+    with pytest.raises(ValueError, match=r"shape \(16000,\)"):
+        logmel_batch(speech[0], config)
