@@ -347,10 +347,14 @@ def _entry(entry: Any, i: int, where: str) -> tuple[str, str, list[int], int, in
             f"string name and one of {list(DTYPES)}"
         )
     ints = [*numbers, *(shape if isinstance(shape, list) else [None])]
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in ints):
+    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**48 for v in ints):
         raise ModelFormatError(
             f"{where}: array {name!r} has shape {shape!r}, offset, nbytes or crc32 that are "
-            "not non-negative integers; corrupt file"
+            "not integers in [0, 2**48); corrupt file"
+        )
+    if len(shape) > 32 or math.prod(max(d, 1) for d in shape) >= 2**48:
+        raise ModelFormatError(
+            f"{where}: array {name!r} has an impossible shape {shape!r:.80}; corrupt file"
         )
     return name, dtype, shape, *numbers
 

@@ -405,3 +405,18 @@ def test_validate_compiles_the_graph_for_the_runtime(small_file, monkeypatch):
     with pytest.raises(ModelFormatError, match="runtime cannot run it: no kernel for this node"):
         validate_model(small_file)
     assert len(validate_model(small_file, runtime=False).graph.nodes) == 4
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [[0, 2**60], [0] * 70, [-1, 0], [0.0], [True]],
+    ids=["huge", "axes", "neg", "float", "bool"],
+)
+def test_absurd_shapes_behind_valid_checksums(tmp_path, small_file, shape):
+    """An empty array (its CRC-32 is 0) with an impossible shape is refused, not reshaped."""
+    header, payload = _parts(small_file)
+    header["arrays"].append(
+        {"name": "x/y", "dtype": "<f4", "shape": shape, "offset": 0, "nbytes": 0, "crc32": 0}
+    )
+    with pytest.raises(ModelFormatError, match="array 'x/y'"):
+        load_model(_forge(tmp_path, header, payload))
