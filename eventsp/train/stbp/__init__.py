@@ -8,4 +8,6 @@
   torchrun/DDP, progress bars, checkpoints and resume, curves).
 - :mod:`~eventsp.train.stbp.export`: fold tdBN into the convolutions and write an ``.esp``
   runtime model; :func:`~eventsp.train.stbp.export.to_graph` gives the graph alone.
+- :mod:`~eventsp.train.stbp.evaluate`: accuracy, early answers and effective synaptic
+  operations of an exported model on the held-out N-MNIST split, measured on the runtime.
 """
