@@ -18,9 +18,11 @@ from eventsp.events.contract import (
     SensorSize,
     as_events,
     check_sensor_size,
+    concat_events,
     empty_events,
     init_order,
     order_packet,
+    take_events,
     validate_events,
 )
 from eventsp.events.encoders import EncoderState, FrameEncoder, Representation, encode_stream
@@ -53,11 +55,13 @@ __all__ = [
     "as_events",
     "center_crop",
     "check_sensor_size",
+    "concat_events",
     "empty_events",
     "encode_stream",
     "init_order",
     "open_recording",
     "order_packet",
     "read_events",
+    "take_events",
     "validate_events",
 ]

@@ -51,9 +51,11 @@ from eventsp.events.contract import (
     OrderState,
     SensorSize,
     check_sensor_size,
+    concat_events,
     empty_events,
     init_order,
     order_packet,
+    take_events,
     validate_events,
 )
 from eventsp.events.filters import Filter
@@ -202,7 +204,7 @@ class FrameEncoder:
         state = state._replace(order=order, filters=tuple(filter_states))
         if events.size == 0:
             return self._frames(0), state
-        buffer = np.concatenate((state.buffer, events)) if state.buffer.size else events
+        buffer = concat_events([state.buffer, events]) if state.buffer.size else events
         started = bool(state.started)
         origin = int(state.origin) if started or self.event_count else int(events["t"][0])
         n_events = int(state.n_events) + int(events.size)
@@ -216,7 +218,7 @@ class FrameEncoder:
             buffer, origin, first, stop, state.memory
         )
         state = state._replace(
-            buffer=buffer[keep_from:].copy(),  # never keep a view of the caller's array
+            buffer=take_events(buffer, slice(keep_from, None)),  # never a view of the caller's
             origin=_i64(new_origin),
             started=np.array(True),
             next_window=_i64(stop),

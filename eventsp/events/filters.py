@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eventsp.events.contract import SensorSize, check_sensor_size
+from eventsp.events.contract import SensorSize, check_sensor_size, take_events
 from eventsp.events.kernels import _denoise, _refractory
 
 __all__ = ["Crop", "Denoise", "Downsample", "Filter", "RefractoryPeriod", "center_crop"]
@@ -65,7 +65,7 @@ class Crop:
         lo_x, lo_y = max(self.x0, 0), max(self.y0, 0)
         x, y = events["x"], events["y"]
         inside = (x >= lo_x) & (x < lo_x + self.width) & (y >= lo_y) & (y < lo_y + self.height)
-        out = events[inside]  # a copy
+        out = take_events(events, inside)
         out["x"] -= self.x0
         out["y"] -= self.y0
         return out, state
@@ -122,7 +122,7 @@ class Downsample:
         self, events: np.ndarray, sensor_size: SensorSize, state: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         fx, fy = self._factors(sensor_size)
-        out = events.copy()
+        out = take_events(events, slice(None))
         out["x"] = events["x"] * fx
         out["y"] = events["y"] * fy
         if self.time_factor != 1:
@@ -156,7 +156,7 @@ class Denoise:
         keep = np.empty(events.shape[0], dtype=bool)
         events = np.ascontiguousarray(events)
         _denoise(events, int(self.filter_time_us), memory, keep)
-        return events[keep], memory
+        return take_events(events, keep), memory
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,7 @@ class RefractoryPeriod:
         keep = np.empty(events.shape[0], dtype=bool)
         events = np.ascontiguousarray(events)
         _refractory(events, int(self.delta_us), memory, keep)
-        return events[keep], memory
+        return take_events(events, keep), memory
 
 
 Filter = Crop | Downsample | Denoise | RefractoryPeriod
