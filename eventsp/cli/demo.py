@@ -172,10 +172,52 @@ def _step_model_file(data: Path) -> None:
             print(f"   one flipped byte -> ModelFormatError: {str(exc).split(': ', 1)[-1]}")
 
 
+def _step_event_frames(data: Path) -> None:
+    """Inspect real event recordings and stream them, packet by packet, into frames."""
+    import numpy as np
+
+    from eventsp.cli.inspect import inspect_file
+    from eventsp.events import FrameEncoder, open_recording
+
+    for path, window_us in (
+        (data / "nmnist_small" / "train" / "00001.bin", 30_000),
+        (data / "events" / "dvs128" / "clip1.bin", 50_000),
+    ):
+        if not path.is_file():
+            raise UsageError(f"recording {path} is missing; --data must hold the shared events")
+        info = inspect_file(path)
+        W, H, P = info["sensor_size"]
+        print(
+            f"   {path.name}: {info['format']}, {W}x{H}x{P}, {info['events']} events, "
+            f"{info['duration_us'] / 1e6:.3f} s, {info['rate_hz'] / 1e3:.1f} k events/s"
+        )
+        recording = open_recording(path, chunk_events=1024)  # packets as from a live camera
+        packets = list(recording.packets())
+        encoder = FrameEncoder(recording.sensor_size, time_window_us=window_us)
+        start = time.perf_counter()
+        state = encoder.init_state()
+        parts = []
+        for packet in packets:
+            frames, state = encoder.push(packet, state)
+            parts.append(frames)
+        late = int(state.order.late)
+        frames, state = encoder.flush(state)
+        elapsed = time.perf_counter() - start
+        frames = np.concatenate([*parts, frames])
+        same = np.array_equal(frames, encoder.encode(np.concatenate(packets)))
+        print(
+            f"   {len(packets)} packets -> frames {tuple(frames.shape)} {frames.dtype} "
+            f"({window_us // 1000} ms windows), {int(frames.sum())} events in them, {late} late; "
+            f"{info['events'] / elapsed / 1e6:.1f} M events/s streamed; "
+            f"equal to the offline encode: {same}"
+        )
+
+
 STEPS: list[tuple[str, Callable[[Path], None]]] = [
     ("installation", _step_info),
     ("audio front-end: streaming log-mel on real speech", _step_audio_frontend),
     ("model file: save, validate, run on N-MNIST, NIR round trip", _step_model_file),
+    ("events: inspect recordings, stream packets into frames", _step_event_frames),
 ]
 
 
