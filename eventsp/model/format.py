@@ -368,7 +368,7 @@ def _build_graph(spec: Any, arrays: dict[str, np.ndarray], where: str) -> Graph:
     from eventsp.model.graph import NODE_TYPES
 
     for name, node in nodes.items():
-        if node.get("type") not in NODE_TYPES:
+        if not isinstance(node.get("type"), str) or node["type"] not in NODE_TYPES:
             raise ModelFormatError(
                 f"{where}: node {name!r} has unknown type {node.get('type')!r}; this eventsp "
                 f"knows {sorted(NODE_TYPES)}; upgrade eventsp or re-export the model"

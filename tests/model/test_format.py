@@ -274,6 +274,9 @@ def test_unknown_node_type(tmp_path, model_file):
     header["graph"]["nodes"]["if1"]["type"] = "Spiky"
     with pytest.raises(ModelFormatError, match="node 'if1' has unknown type 'Spiky'"):
         load_model(_forge(tmp_path, header, payload))
+    header["graph"]["nodes"]["if1"]["type"] = ["IF"]  # not even a string
+    with pytest.raises(ModelFormatError, match=r"node 'if1' has unknown type \['IF'\]"):
+        load_model(_forge(tmp_path, header, payload))
 
 
 def test_array_inconsistent_with_node(tmp_path, rng):
