@@ -325,6 +325,7 @@ def _train(config, splits, run_dir, env, resume, log) -> TandemNet:
                         "log_rows": len(metrics.rows),
                     },
                 )
+        del ddp, opt  # the next stage wraps the model anew (its trainable set changes)
         model.load_state_dict(best)  # restore the stage's best checkpoint
         log(f"[{stage.name}] done: restored best val_acc={sched.best:.4f}")
         if stage.action == "ann" and env.is_main:
