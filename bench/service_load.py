@@ -9,17 +9,18 @@ with ``grpc.aio``:
    responses) and the client's round trip, p50/p99; and whether the streams kept up (every
    answer arrived, the last within one chunk period of the end). N is *sustained* when
    they kept up and the server p99 is within ``--p99-budget-ms``.
-2. **Event ingest.** StreamEvents calls send packets of ``--packet-events`` real N-MNIST
-   events (recordings concatenated in time) as fast as the server takes them; reported:
-   events per second through the whole path (decode, validation, time order, framing,
-   network).
+2. **Event ingest.** ``--event-streams`` StreamEvents calls each send packets of
+   ``--packet-events`` real N-MNIST events (recordings concatenated in time, like a long live
+   feed) as fast as the server takes them; reported: events per second through the whole
+   path (transport, decode, validation, time order, 10 ms count framing, and the network on
+   the windows the classifier uses: the first ``time_steps`` = 30, as for one N-MNIST digit).
 
 Models: ``--models DIR`` serves the models there (the KWS model is the first ``kws`` model,
 the event model the first ``classify-events`` one). Without it the benchmark writes two
 SYNTHETIC load models with random weights to a temporary folder: a log-mel KWS-shaped net
 (40 mels -> 256 LIF -> 256 LIF -> 12, sum readout) and an N-MNIST-shaped event classifier
-(2x34x34 count frames of 10 ms -> 10, mean readout). Their answers mean nothing; their cost
-per chunk is that of a small real model. The last line is
+(2x34x34 count frames of 10 ms -> 10, mean readout, 30 windows). Their answers mean
+nothing; their cost per chunk is that of a small real model. The last line is
 ``sustained_realtime_kws_streams=<n> p99_ms=<x>``.
 
 Usage: ``python bench/service_load.py [--streams 25,50,100,150] [--seconds 10]``.
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import subprocess
 import sys
 import tempfile
@@ -89,7 +91,7 @@ def write_synthetic_models(folder: Path) -> None:
         {
             "task": "classify-events",
             "labels": [str(d) for d in range(10)],
-            "time_steps": 1_000_000,
+            "time_steps": 30,
             "sensor_size": [34, 34, 2],
             "frontend": {"kind": "count-frames", "window_us": 10_000, "layout": "TPHW"},
             "note": "synthetic load model, random weights",
@@ -110,6 +112,20 @@ def start_server(models: Path, max_streams: int, workers: int) -> tuple[subproce
         process.kill()
         raise SystemExit(f"eventsp serve did not start: {line!r}")
     return process, line.removeprefix("listening on ")
+
+
+def server_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its child processes (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid) or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 async def wait_serving(channel) -> None:
@@ -261,7 +277,7 @@ async def run_events(address: str, model: str, events: np.ndarray, packet: int, 
     return sum(totals), elapsed
 
 
-async def main_async(args: argparse.Namespace, address: str, kws: str, ev: str) -> int:
+async def main_async(args: argparse.Namespace, address: str, kws: str, ev: str, pid: int) -> int:
     import grpc
     import soundfile
 
@@ -275,15 +291,21 @@ async def main_async(args: argparse.Namespace, address: str, kws: str, ev: str) 
           f"{args.seconds:g} s each, p99 budget {args.p99_budget_ms:g} ms, "
           f"{args.workers} server process(es)")  # fmt: skip
     header = (f"{'streams':>8} {'server p50':>11} {'server p99':>11} {'rtt p50':>9} "
-              f"{'rtt p99':>9} {'max lag':>9} {'kept up':>8} {'errors':>7}")  # fmt: skip
+              f"{'rtt p99':>9} {'max lag':>9} {'kept up':>8} {'errors':>7} "
+              f"{'server CPU/chunk':>17}")  # fmt: skip
     print(header)
     sustained, sustained_p99 = 0, float("nan")
+    cpu_per_chunk: list[float] = []
     for n in args.streams:
+        cpu_before = server_cpu_s(pid)
         r = await run_audio(address, kws, n, args.seconds, args.chunk_ms, pcm)
+        chunks = n * int(args.seconds * 1000 / args.chunk_ms)
+        cpu_us = (server_cpu_s(pid) - cpu_before) / chunks * 1e6
+        cpu_per_chunk.append(cpu_us)
         print(
             f"{n:>8} {r['server_p50']:>9.2f}ms {r['server_p99']:>9.2f}ms {r['rtt_p50']:>7.2f}ms "
             f"{r['rtt_p99']:>7.2f}ms {r['max_lag_ms']:>7.0f}ms {r['kept_up']!s:>8} "
-            f"{r['errors']:>7}",
+            f"{r['errors']:>7} {cpu_us:>15.0f}us",
             flush=True,
         )
         if r["errors"]:
@@ -293,6 +315,10 @@ async def main_async(args: argparse.Namespace, address: str, kws: str, ev: str) 
         else:
             break
 
+    per_core = 1e6 / np.median(cpu_per_chunk) / (1000 / args.chunk_ms)
+    print(f"# server CPU per chunk (median) {np.median(cpu_per_chunk):.0f} us: one fully used "
+          f"core would carry about {per_core:.0f} real-time streams of {args.chunk_ms:g} ms "
+          f"chunks")  # fmt: skip
     events = nmnist_events(args.events)
     total, elapsed = await run_events(address, ev, events, args.packet_events, args.event_streams)
     print(f"# event ingest: model {ev}, {args.event_streams} streams, packets of "
@@ -332,7 +358,7 @@ def main() -> int:
         process, address = start_server(folder, max(args.streams) + 8, args.workers)
         try:
             return asyncio.run(
-                main_async(args, address, by_task["kws"], by_task["classify-events"])
+                main_async(args, address, by_task["kws"], by_task["classify-events"], process.pid)
             )
         finally:
             process.terminate()

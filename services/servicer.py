@@ -209,7 +209,9 @@ class StreamingServicer(service_pb2_grpc.StreamingServiceServicer):
                     )
                 item = await stream.next()
             data = buffer.getvalue()
-            recording = decode_recording(data, first.format, first.filename)
+            recording = await asyncio.to_thread(
+                decode_recording, data, first.format, first.filename
+            )
             task = self.registry.pick(first.model, "", kind=recording.kind)
             started = time.perf_counter()
             results, inputs = await asyncio.to_thread(run_recording, task, recording)
