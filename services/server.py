@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import grpc
+from grpc_health.v1 import health as grpc_health
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from eventsp.services.auth import TokenAuthInterceptor
@@ -42,7 +42,7 @@ class Server:
         grpc_server: grpc.aio.Server,
         registry: ModelRegistry,
         metrics: Metrics,
-        health: HealthServicer,
+        health: grpc_health.aio.HealthServicer,
         config: ServerConfig,
         address: str,
     ) -> None:
@@ -115,7 +115,7 @@ async def create_server(
     service_pb2_grpc.add_StreamingServiceServicer_to_server(
         StreamingServicer(registry, metrics, config), grpc_server
     )
-    health = HealthServicer()
+    health = grpc_health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, grpc_server)
     for name in ("", SERVICE_NAME):
         await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
