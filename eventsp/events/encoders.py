@@ -246,6 +246,10 @@ class FrameEncoder:
             state = self.init_state()
             first, state = self.push(events, state)
             return np.concatenate((first, self.flush(state)[0]))
+        if self.representation in ("count", "binary"):
+            frames = self._encode_counts(events)
+            if frames is not None:
+                return frames
         events, _ = self._checked(events, init_order())
         if events.size == 0:
             return self._frames(0)
@@ -254,6 +258,29 @@ class FrameEncoder:
         stop = self._n_windows(int(t[-1]) - int(t[0]), int(events.size))
         memory = self.init_state().memory if self.representation == "timesurface" else None
         return self._windows(events, origin, 0, stop, memory, keep=False)[0]
+
+    def _encode_counts(self, events: np.ndarray) -> np.ndarray | None:
+        """Count frames of sorted, valid events in one kernel pass; ``None`` when the events
+        need sorting first (raises when they are invalid)."""
+        if not isinstance(events, np.ndarray) or events.dtype != EVENT_DTYPE or events.ndim != 1:
+            validate_events(events, self.sensor_size)  # raises, naming the problem
+        if events.size == 0:
+            return self._frames(0)
+        events = np.ascontiguousarray(events)
+        t = events["t"]
+        by_time = self.time_window_us is not None
+        origin = int(t[0]) if by_time else 0
+        stop = self._n_windows(int(t[-1]) - int(t[0]), int(events.size))
+        length, stride = self._length_stride()
+        out = self._frames(stop)
+        flags = _count_windows(events, 0, by_time, origin, length, stride, 0, out)
+        if flags & ~1:
+            validate_events(events, self.sensor_size)  # raises, naming the problem
+        if flags:
+            return None
+        if self.representation == "binary":
+            np.minimum(out, 1.0, out=out)
+        return out
 
     def _checked(self, events: np.ndarray, order: OrderState) -> tuple[np.ndarray, OrderState]:
         """Validate a packet in one pass and apply the time-order policy where needed."""

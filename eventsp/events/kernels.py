@@ -59,39 +59,49 @@ def _scan(events, W, H, P):
     return flags
 
 
-@jit([types.void(_EV, _I64, _B, _I64, _I64, _I64, _I64, _FRAMES)])  # type: ignore[list-item]
+@jit([types.int64(_EV, _I64, _B, _I64, _I64, _I64, _I64, _FRAMES)])  # type: ignore[list-item]
 def _count_windows(events, index0, by_time, origin, length, stride, first, out):
     """Count frames of windows ``[first, first + len(out))`` in one pass over time-sorted
     events: event ``i`` (stream index ``index0 + i``) lies in window ``k`` when its position
     ``r`` (``t - origin`` by time, the stream index by count) satisfies ``kS <= r < kS + L``.
-    The windows holding ``r`` are tracked with two pointers (no division per event)."""
+    The windows holding ``r`` are tracked with two pointers (no division per event).
+
+    Checks as it goes and returns :func:`_scan`'s flags: events off the sensor are skipped
+    (never written out of bounds); with ``UNSORTED`` set the frames are meaningless.
+    """
     n_out, C, H, W = out.shape
     stop = first + n_out
     two = C == 2
     frame = C * H * W
     flat = out.reshape(-1)
+    flags = 0
+    previous = -9223372036854775807 - 1  # int64 minimum
     k_lo = first  # first window that may still hold r
     k_hi = first - 1  # last window that has started at r
-    if stride == length:  # disjoint windows: one window per event, a tighter loop
-        for i in range(events.shape[0]):
-            r = (events[i].t - origin) if by_time else (index0 + i)
-            while k_hi + 1 < stop and (k_hi + 1) * stride <= r:
-                k_hi += 1
-            if k_hi < first or r >= (k_hi + 1) * stride:
-                continue
-            c = np.int64(events[i].p) if two else np.int64(0)
-            flat[((k_hi - first) * C + c) * H * W + np.int64(events[i].y) * W + events[i].x] += 1
-        return
     for i in range(events.shape[0]):
-        r = (events[i].t - origin) if by_time else (index0 + i)
+        e = events[i]
+        if e.t < previous:
+            flags |= 1
+        previous = e.t
+        if e.x < 0 or e.x >= W or e.y < 0 or e.y >= H:
+            flags |= 2
+            continue
+        if e.p and not two:
+            flags |= 4
+        r = (e.t - origin) if by_time else (index0 + i)
         while k_hi + 1 < stop and (k_hi + 1) * stride <= r:
             k_hi += 1
+        c = np.int64(e.p) if two else np.int64(0)
+        pixel = (c * H + np.int64(e.y)) * W + np.int64(e.x)
+        if stride == length:  # disjoint windows: at most one
+            if k_hi >= first and r < (k_hi + 1) * stride:
+                flat[(k_hi - first) * frame + pixel] += np.float32(1.0)
+            continue
         while k_lo * stride + length <= r:
             k_lo += 1
-        c = np.int64(events[i].p) if two else np.int64(0)
-        pixel = (c * H + np.int64(events[i].y)) * W + np.int64(events[i].x)
         for k in range(k_lo, k_hi + 1):
             flat[(k - first) * frame + pixel] += np.float32(1.0)
+    return flags
 
 
 @jit(

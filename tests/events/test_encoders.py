@@ -231,3 +231,15 @@ def test_strided_views_and_the_callers_array_are_handled():
     np.testing.assert_array_equal(frames, encoder.encode(view.copy()))
     np.testing.assert_array_equal(view, before)
     assert frames.sum() > 0
+
+
+@pytest.mark.parametrize("representation", ["count", "binary", "timesurface"])
+def test_encode_sorts_unsorted_recordings_and_rejects_bad_ones(representation, rng):
+    events, size = _recording(1)
+    shuffled = events[rng.permutation(len(events))]
+    encoder = FrameEncoder(size, time_window_us=20_000, representation=representation)
+    np.testing.assert_array_equal(encoder.encode(shuffled), encoder.encode(events))
+    bad = events.copy()
+    bad["y"][len(bad) // 2] = 40
+    with pytest.raises(ValueError, match="outside the sensor"):
+        encoder.encode(bad)
