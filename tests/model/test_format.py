@@ -423,3 +423,45 @@ def test_absurd_shapes_behind_valid_checksums(tmp_path, small_file, shape):
     )
     with pytest.raises(ModelFormatError, match="array 'x/y'"):
         load_model(_forge(tmp_path, header, payload))
+
+
+def _leaf_paths(obj, path=()):
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from _leaf_paths(value, (*path, key))
+    elif isinstance(obj, list):
+        for i, value in enumerate(obj):
+            yield from _leaf_paths(value, (*path, i))
+    if path:
+        yield path
+
+
+def _has(obj, key) -> bool:
+    if isinstance(obj, dict):
+        return isinstance(key, str) and key in obj
+    return isinstance(obj, list) and isinstance(key, int) and 0 <= key < len(obj)
+
+
+def _set_leaf(obj, path, value) -> None:
+    """Set ``obj[path...] = value`` where the path still exists (earlier edits may cut it)."""
+    for key in path[:-1]:
+        if not _has(obj, key):
+            return
+        obj = obj[key]
+    if _has(obj, path[-1]) or (isinstance(obj, dict) and isinstance(path[-1], str)):
+        obj[path[-1]] = value
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_mutated_header_values_only_raise_model_format_error(tmp_path, model_file, data):
+    """Any value anywhere in the JSON replaced by other JSON: still only ModelFormatError."""
+    header, payload = _parts(model_file)
+    paths = sorted(_leaf_paths(header), key=repr)
+    values = JSON_VALUES | st.sampled_from(["|O", "<f4", "LIF", "c1/weight"])
+    for _ in range(data.draw(st.integers(1, 3))):
+        _set_leaf(header, data.draw(st.sampled_from(paths)), data.draw(values))
+    with contextlib.suppress(ModelFormatError):
+        load_model(_forge(tmp_path, header, payload))
