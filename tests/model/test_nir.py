@@ -525,3 +525,26 @@ def test_order_one_memory_exports_as_plain_nir_li(rng):
     back = from_nir(exported, dt=1e-3).nodes["li"]
     np.testing.assert_allclose(back.A_d, [[0.8]], rtol=1e-6)
     np.testing.assert_allclose(back.B_d, [0.5], rtol=1e-6)
+
+
+def test_norse_integrate_and_fire_runs_with_the_same_spikes(rng):
+    """Norse's IAFCell exports NIR IF (v += r I, reset to 0): eventsp LIF with decay 1."""
+    norse = _norse()
+    torch.manual_seed(5)
+    net = norse.SequentialState(torch.nn.Linear(30, 12), norse.IAFCell())
+    with torch.no_grad():
+        net[0].weight.mul_(0.8)
+        net[0].bias.fill_(-0.05)  # a negative drift keeps an integrator from saturating
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exported = norse.to_nir(net, torch.zeros(1, 30))
+    graph = from_nir(exported)
+    assert [n.decay for n in graph.nodes.values() if isinstance(n, LIF)] == [1.0]
+    xs = (rng.random((T, 30)) < 0.3).astype(np.float32)
+    theirs, state = [], None
+    with torch.no_grad():
+        for x in xs:
+            out, state = net(torch.from_numpy(x[None]), state)
+            theirs.append(out.numpy()[0].copy())
+    rates = _agreement(_eventsp_spikes(graph, xs), [np.array(theirs)])
+    assert min(rates) >= MIN_AGREEMENT, rates
