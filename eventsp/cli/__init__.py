@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "info": "eventsp.cli.info",
     "classify-events": "eventsp.cli.classify_events",
     "classify-images": "eventsp.cli.classify_images",
+    "kws": "eventsp.cli.kws",
     "train-ptl": "eventsp.cli.train_ptl",
     "inspect": "eventsp.cli.inspect",
     "serve": "eventsp.cli.serve",

@@ -128,3 +128,19 @@ def test_bad_configs_and_inputs_raise():
         model(torch.zeros(2, 10, 3), None)
     with pytest.raises(ValueError, match="longer than the 784"):
         model(torch.zeros(1, 800, 1), None)
+
+
+def test_standardisation_is_folded_into_the_exported_input_layers(rng):
+    torch.manual_seed(2)
+    config = LMUConfig(input_size=5, memory_d=2, order=8, theta=20.0, hidden=6, steps=30)
+    model = HybridLMU(config).eval()
+    mean = rng.standard_normal(5)
+    std = rng.random(5) + 0.5
+    raw = rng.standard_normal((3, 30, 5)).astype(np.float32) * 2 + 1
+    standard = ((raw - mean) / std).astype(np.float32)
+    logits, _ = model.simulate(torch.from_numpy(standard), None)
+    net = Network(to_graph(model, None, input_mean=mean, input_std=std))
+    outs, _ = net.run(np.ascontiguousarray(raw.transpose(1, 0, 2)), net.init_state(batch=3))
+    np.testing.assert_allclose(outs[-1], logits.numpy(), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="std > 0"):
+        to_graph(model, None, input_mean=mean, input_std=-std)

@@ -7,8 +7,11 @@ The graph runs the network of ``eventsp.train.lmu.model`` one frame at a time::
     Add -> ReLU -> MultiSpike(dt) -> output Dense (classes,) -> Readout(last|mean) -> Output
 
 ``MultiSpike`` is the diffused-error quantizer (``n = floor(v)``, ``out = n / dt``); with
-``dt=None`` it is left out (the non-spiking network). The memory's ``A_d``/``B_d`` are the
-trainer's own float64 ZOH matrices, rounded once to float32.
+``dt=None`` it is left out (the non-spiking network). A model trained on standardised
+features ``(x - mean) / std`` is exported for raw features by folding the standardisation
+into the two Dense layers that read the input (``W / std`` and a bias ``-W mean / std``).
+The memory's ``A_d``/``B_d`` are the trainer's own float64 ZOH matrices, rounded once to
+float32.
 """
 
 from __future__ import annotations
@@ -42,13 +45,43 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().to(torch.float32).numpy().copy()
 
 
-def to_graph(model: HybridLMU, dt: float | None) -> Graph:
-    """The runtime graph of ``model`` with the quantizer at ``dt`` (None: non-spiking)."""
+def _fold(
+    weight: torch.Tensor, bias: torch.Tensor | None, mean: np.ndarray | None, std: np.ndarray | None
+) -> Dense:
+    """``W (x - mean) / std + b`` as one Dense on raw ``x``."""
+    w = weight.detach().cpu().to(torch.float64).numpy()
+    b = np.zeros(w.shape[0]) if bias is None else bias.detach().cpu().to(torch.float64).numpy()
+    if mean is None and std is None:
+        return Dense(
+            weight=w.astype(np.float32), bias=None if bias is None else b.astype(np.float32)
+        )
+    mean = np.zeros(w.shape[1]) if mean is None else np.asarray(mean, np.float64)
+    std = np.ones(w.shape[1]) if std is None else np.asarray(std, np.float64)
+    if mean.shape != (w.shape[1],) or std.shape != (w.shape[1],) or np.any(std <= 0):
+        raise ValueError(
+            f"input mean {mean.shape} and std {std.shape} must be ({w.shape[1]},) with std > 0"
+        )
+    folded = w / std
+    return Dense(weight=folded.astype(np.float32), bias=(b - folded @ mean).astype(np.float32))
+
+
+def to_graph(
+    model: HybridLMU,
+    dt: float | None,
+    *,
+    input_mean: np.ndarray | None = None,
+    input_std: np.ndarray | None = None,
+) -> Graph:
+    """The runtime graph of ``model`` with the quantizer at ``dt`` (None: non-spiking).
+
+    ``input_mean``/``input_std`` ``(input_size,)``: the standardisation the model was trained
+    with, folded in so the graph takes raw features.
+    """
     c = model.config
     A_d, B_d = zoh(*legendre_ab(c.order, c.theta))
     nodes: dict[str, Any] = {
         "input": Input(shape=(c.input_size,)),
-        "encoder": Dense(weight=_np(model.encoder.weight)),
+        "encoder": _fold(model.encoder.weight, None, input_mean, input_std),
         "memory": LMUMemory(order=c.order, theta=c.theta, A_d=_np(A_d), B_d=_np(B_d)),
         "memory_to_hidden": Dense(
             weight=_np(model.memory_to_hidden.weight), bias=_np(model.memory_to_hidden.bias)
@@ -56,7 +89,7 @@ def to_graph(model: HybridLMU, dt: float | None) -> Graph:
     }
     edges = [("input", "encoder"), ("encoder", "memory"), ("memory", "memory_to_hidden")]
     if c.input_to_hidden:
-        nodes["input_to_hidden"] = Dense(weight=_np(model.input_to_hidden.weight))
+        nodes["input_to_hidden"] = _fold(model.input_to_hidden.weight, None, input_mean, input_std)
         nodes["hidden_sum"] = Add()
         edges += [
             ("input", "input_to_hidden"),
@@ -81,7 +114,13 @@ def to_graph(model: HybridLMU, dt: float | None) -> Graph:
 
 
 def export_model(
-    path: str | os.PathLike, model: HybridLMU, dt: float | None, metadata: dict[str, Any]
+    path: str | os.PathLike,
+    model: HybridLMU,
+    dt: float | None,
+    metadata: dict[str, Any],
+    *,
+    input_mean: np.ndarray | None = None,
+    input_std: np.ndarray | None = None,
 ) -> Path:
     """Write ``model`` as an ``.esp`` file; ``metadata`` gains the LMU's configuration."""
     c = model.config
@@ -98,4 +137,5 @@ def export_model(
         "readout": c.readout,
         "dt": dt,
     }
-    return save_model(path, to_graph(model, dt), meta)
+    graph = to_graph(model, dt, input_mean=input_mean, input_std=input_std)
+    return save_model(path, graph, meta)

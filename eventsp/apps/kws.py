@@ -1,0 +1,260 @@
+"""Keyword spotting on a continuous audio stream: log-mel -> hybrid-spiking LMU -> events.
+
+Pipeline, per chunk of any size (``KeywordSpotter.step``)::
+
+    samples --logmel_step--> frames (10 ms hops) --Network.step--> logits y_t per frame
+      --softmax--> posteriors p_t --moving average over `smooth_frames`--> s_t --> events
+
+The model (``eventsp.train.lmu.kws``) classifies the last ``theta`` frames (about one
+second) at every frame, with 12 classes: ten keywords, ``_unknown_`` and ``_silence_``.
+
+Decision rule. A keyword event opens at the first frame where a keyword class is the
+arg-max of ``s_t`` with ``s_t >= threshold``; it stays open while that class stays the
+arg-max with ``s_t >= release`` and closes at the first frame where it does not (or at the
+end of the stream). Its ``score`` is the peak ``s_t`` while open. The posterior is high while
+the word lies inside the LMU's window, i.e. from the end of the word until about ``theta``
+after its start, so the reported span is shifted back by half the window: ``start_s`` and
+``end_s`` are the open and close times minus ``theta / 2`` (floored at 0). Times are those of
+each frame's last sample, from the first sample of the stream.
+
+Whole-clip answer (``classify``): the keyword of the highest-scoring event when there is
+one; otherwise the arg-max of the last frame's posterior (for a one-second clip this is
+exactly the trained decision), with that posterior as the score.
+
+Per-stream state is plain data (:class:`KWSState`); one :class:`KeywordSpotter` serves any
+number of streams. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from eventsp.audio import LogMelConfig, init_logmel_state, logmel_step
+from eventsp.model.format import load_model
+from eventsp.runtime import Network
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "ClipResult",
+    "KWSConfig",
+    "KWSState",
+    "KeywordEvent",
+    "KeywordSpotter",
+]
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "kws_lmu.esp"
+NON_KEYWORDS = ("_unknown_", "_silence_")
+
+
+@dataclass(frozen=True)
+class KWSConfig:
+    """Posterior smoothing and event thresholds (see the module docstring)."""
+
+    smooth_frames: int = 20
+    threshold: float = 0.6
+    release: float = 0.4
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.smooth_frames, int) or self.smooth_frames < 1:
+            raise ValueError(f"smooth_frames is {self.smooth_frames!r}; expected an int >= 1")
+        if not 0.0 < self.release <= self.threshold <= 1.0:
+            raise ValueError(
+                f"release {self.release} and threshold {self.threshold} must satisfy "
+                "0 < release <= threshold <= 1"
+            )
+
+
+@dataclass(frozen=True)
+class KeywordEvent:
+    keyword: str
+    start_s: float
+    end_s: float
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "keyword": self.keyword,
+            "start_s": round(self.start_s, 3),
+            "end_s": round(self.end_s, 3),
+            "score": round(self.score, 4),
+        }
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    label: str
+    score: float
+    events: tuple[KeywordEvent, ...]
+    frames: int
+    synops: float  # the runtime's effective synaptic operations over the clip
+
+
+class KWSState(NamedTuple):
+    """One stream: front-end and network states, the posterior ring and the open event.
+
+    ring: ``(smooth_frames, classes)`` float64 last posteriors; frames: int64 count so far;
+    open_class: int64, -1 when no event is open; open_frame: int64; peak: float64 score;
+    last: ``(classes,)`` float64 last posterior.
+    """
+
+    front: Any
+    net: Any
+    ring: np.ndarray
+    frames: np.ndarray
+    open_class: np.ndarray
+    open_frame: np.ndarray
+    peak: np.ndarray
+    last: np.ndarray
+
+
+class KeywordSpotter:
+    """A keyword-spotting model file on the streaming runtime (module docstring)."""
+
+    def __init__(self, path: str | Path | None = None, config: KWSConfig | None = None) -> None:
+        path = DEFAULT_MODEL if path is None else Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"keyword model {str(path)!r} does not exist; pass --model PATH to a .esp file "
+                "written by `python -m eventsp.train.lmu.kws`"
+            )
+        model = load_model(path)
+        meta = model.metadata
+        if meta.get("task") != "kws":
+            raise ValueError(
+                f"{path}: metadata task is {meta.get('task')!r}, not 'kws'; pass a keyword "
+                "spotting model"
+            )
+        frontend = dict(meta.get("frontend") or {})
+        frontend.pop("kind", None)
+        self.path = path
+        self.metadata = meta
+        self.front = LogMelConfig.from_dict(frontend)
+        self.labels: tuple[str, ...] = tuple(meta["labels"])
+        self.network = Network(model.graph)
+        self.config = config or KWSConfig()
+        self.keywords = np.array([label not in NON_KEYWORDS for label in self.labels])
+        self.hop_s = self.front.hop_length / self.front.sample_rate
+        self.window_s = float(meta.get("lmu", {}).get("theta", 0.0)) * self.hop_s
+
+    @property
+    def sample_rate(self) -> int:
+        return self.front.sample_rate
+
+    def init_state(self) -> KWSState:
+        n = len(self.labels)
+        return KWSState(
+            init_logmel_state(self.front),
+            self.network.init_state(batch=1),
+            np.zeros((self.config.smooth_frames, n)),
+            np.zeros((), np.int64),
+            np.full((), -1, np.int64),
+            np.zeros((), np.int64),
+            np.zeros(()),
+            np.full(n, 1.0 / n),
+        )
+
+    def _time(self, frame: int) -> float:
+        """End time (s) of feature frame ``frame`` (0-based)."""
+        return (frame * self.front.hop_length + self.front.n_fft) / self.front.sample_rate
+
+    def _event(self, cls: int, first: int, last: int, peak: float) -> KeywordEvent:
+        shift = self.window_s / 2
+        return KeywordEvent(
+            self.labels[cls],
+            max(0.0, self._time(first) - shift),
+            max(0.0, self._time(last) - shift),
+            float(peak),
+        )
+
+    def step(
+        self, chunk: np.ndarray, state: KWSState
+    ) -> tuple[list[KeywordEvent], np.ndarray, KWSState]:
+        """Feed samples (1-D, at ``sample_rate``): ``(closed events, posteriors, state)``.
+
+        ``posteriors`` ``(frames, classes)`` are the smoothed posteriors of the frames this
+        chunk completed. The caller's state is not modified except the network's arrays.
+        """
+        feats, front = logmel_step(np.asarray(chunk, np.float32), state.front, self.front)
+        ring = state.ring.copy()
+        frames = int(state.frames)
+        open_class, open_frame, peak = (
+            int(state.open_class),
+            int(state.open_frame),
+            float(state.peak),
+        )
+        last = state.last
+        net_state = state.net
+        events: list[KeywordEvent] = []
+        smoothed = np.empty((len(feats), len(self.labels)))
+        cfg = self.config
+        for i, frame in enumerate(feats):
+            logits, net_state = self.network.step(frame[None], net_state)
+            z = logits[0].astype(np.float64)
+            p = np.exp(z - z.max())
+            last = p / p.sum()
+            ring[frames % cfg.smooth_frames] = last
+            filled = min(frames + 1, cfg.smooth_frames)
+            s = ring[:filled].mean(axis=0) if filled < cfg.smooth_frames else ring.mean(axis=0)
+            smoothed[i] = s
+            top = int(s.argmax())
+            if open_class >= 0:
+                if top == open_class and s[top] >= cfg.release:
+                    peak = max(peak, float(s[top]))
+                else:
+                    events.append(self._event(open_class, open_frame, frames, peak))
+                    open_class = -1
+            if open_class < 0 and self.keywords[top] and s[top] >= cfg.threshold:
+                open_class, open_frame, peak = top, frames, float(s[top])
+            frames += 1
+        new = KWSState(
+            front,
+            net_state,
+            ring,
+            np.array(frames, np.int64),
+            np.array(open_class, np.int64),
+            np.array(open_frame, np.int64),
+            np.array(peak),
+            last,
+        )
+        return events, smoothed, new
+
+    def finish(self, state: KWSState) -> tuple[list[KeywordEvent], KWSState]:
+        """Close the open event at the end of the stream."""
+        if int(state.open_class) < 0:
+            return [], state
+        event = self._event(
+            int(state.open_class), int(state.open_frame), int(state.frames) - 1, float(state.peak)
+        )
+        return [event], state._replace(open_class=np.array(-1, np.int64))
+
+    def stream(self, chunks: Iterable[np.ndarray]) -> tuple[list[KeywordEvent], KWSState]:
+        """All events of a stream of chunks, and the final state."""
+        state = self.init_state()
+        events: list[KeywordEvent] = []
+        for chunk in chunks:
+            closed, _, state = self.step(chunk, state)
+            events += closed
+        closed, state = self.finish(state)
+        return events + closed, state
+
+    def classify(self, signal: np.ndarray, chunk: int = 1600) -> ClipResult:
+        """Run a whole 1-D signal (at ``sample_rate``) in chunks: label, score and events."""
+        signal = np.asarray(signal, np.float32)
+        if signal.ndim != 1:
+            raise ValueError(f"signal has shape {signal.shape}; expected mono samples (n,)")
+        pad = max(0, self.front.n_fft - len(signal))  # too short for one frame: pad silence
+        signal = np.concatenate([signal, np.zeros(pad, np.float32)])
+        events, state = self.stream(signal[i : i + chunk] for i in range(0, len(signal), chunk))
+        synops = float(self.network.counters(state.net)[0]["effective_synops"])
+        if events:
+            best = max(events, key=lambda e: e.score)
+            label, score = best.keyword, best.score
+        else:
+            top = int(state.last.argmax())
+            label, score = self.labels[top], float(state.last[top])
+        return ClipResult(label, score, tuple(events), int(state.frames), synops)

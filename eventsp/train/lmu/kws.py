@@ -1,0 +1,286 @@
+"""Train the keyword-spotting hybrid LMU on Speech Commands (``python -m eventsp.train.lmu.kws``).
+
+    python -m eventsp.train.lmu.kws --data ../shared/data --run-dir runs/kws-lmu --epochs 80
+    python -m eventsp.train.lmu.kws ... --export eventsp/models/kws_lmu.esp
+
+Data: ``speech/speech_commands_v2_test_dev`` (12 classes, one-second FLAC clips), split BY
+SPEAKER (the hash in ``<speaker>_nohash_<n>``; ``_silence_`` clips by file name) into train,
+validation (model selection) and test (reported only) with :func:`speaker_split`. Every epoch
+re-augments the training waveforms (time shift, gain, background noise from the training
+``_silence_`` clips) and recomputes their log-mel features with ``eventsp.audio`` (the same
+streaming front-end the application runs). Features are standardised per mel band with the
+training set's mean and std, folded into the exported graph's input layers (the graph takes
+raw log-mel frames) and also recorded in the metadata.
+
+The network is :class:`HybridLMU` with the "last" readout: the logits at frame t classify the
+last ``theta`` frames, so the same model gives one posterior per 10 ms hop on a continuous
+stream (``eventsp.apps.kws``). The quantizer's ``dt`` is annealed as in the psMNIST trainer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from eventsp.audio import LogMelConfig, logmel_batch, read_audio
+from eventsp.train import loop
+from eventsp.train.lmu.export import export_model
+from eventsp.train.lmu.model import HybridLMU, LMUConfig
+from eventsp.train.lmu.quantizer import BitsAccumulator, DtSchedule
+
+__all__ = ["KWS_LABELS", "SpeechSet", "load_speech_commands", "main", "speaker_split"]
+
+KWS_LABELS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+KWS_LABELS = (*KWS_LABELS, "_unknown_", "_silence_")
+SAMPLE_RATE = 16000
+CLIP_SAMPLES = 16000
+
+
+def speaker_of(path: Path) -> str:
+    """The speaker hash of a Speech Commands file (the file name for ``_silence_``)."""
+    stem = path.stem
+    if "_nohash_" not in stem:
+        return stem
+    head = stem.split("_nohash_")[0]
+    return head.rsplit("_", 1)[-1]
+
+
+def speaker_split(speaker: str, val_percent: int = 15, test_percent: int = 15) -> str:
+    """``"train"``, ``"val"`` or ``"test"`` for a speaker, stable across runs (crc32)."""
+    bucket = zlib.crc32(speaker.encode()) % 100
+    if bucket < test_percent:
+        return "test"
+    if bucket < test_percent + val_percent:
+        return "val"
+    return "train"
+
+
+@dataclass(frozen=True)
+class SpeechSet:
+    """One split: waveforms ``(N, 16000) float32``, labels ``(N,) int64``, file paths."""
+
+    audio: np.ndarray
+    labels: np.ndarray
+    files: tuple[str, ...]
+
+
+def load_speech_commands(root: Path) -> dict[str, SpeechSet]:
+    """The 12-class clips under ``root`` split by speaker: ``{"train", "val", "test"}``."""
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"Speech Commands folder {str(root)!r} is missing; pass --data pointing at the "
+            "shared data (with speech/speech_commands_v2_test_dev)"
+        )
+    parts: dict[str, tuple[list, list, list]] = {k: ([], [], []) for k in ("train", "val", "test")}
+    for label, name in enumerate(KWS_LABELS):
+        for path in sorted((root / name).glob("*.flac")):
+            signal, _ = read_audio(path, SAMPLE_RATE)
+            clip = np.zeros(CLIP_SAMPLES, np.float32)
+            clip[: min(len(signal), CLIP_SAMPLES)] = signal[:CLIP_SAMPLES]
+            audio, labels, files = parts[speaker_split(speaker_of(path))]
+            audio.append(clip)
+            labels.append(label)
+            files.append(str(path))
+    return {
+        k: SpeechSet(np.stack(a), np.asarray(y, np.int64), tuple(f))
+        for k, (a, y, f) in parts.items()
+    }
+
+
+def augment(audio: np.ndarray, noise: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random time shift (+-100 ms), gain (+-6 dB) and background noise, per clip."""
+    out = np.empty_like(audio)
+    for i, clip in enumerate(audio):
+        shift = int(rng.integers(-1600, 1601))
+        shifted = np.zeros_like(clip)
+        if shift >= 0:
+            shifted[shift:] = clip[: CLIP_SAMPLES - shift]
+        else:
+            shifted[:shift] = clip[-shift:]
+        gain = 10 ** (rng.uniform(-6, 6) / 20)
+        mixed = shifted * gain
+        if len(noise) and rng.random() < 0.8:
+            mixed = mixed + noise[rng.integers(len(noise))] * rng.uniform(0.0, 0.5)
+        out[i] = mixed
+    return out
+
+
+def features(audio: np.ndarray, config: LogMelConfig) -> np.ndarray:
+    """Log-mel ``(N, frames, n_mels)`` float32 of equal-length clips."""
+    return logmel_batch(audio.astype(np.float32), config)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m eventsp.train.lmu.kws", description=__doc__)
+    p.add_argument("--data", type=Path, default=Path("../shared/data"))
+    p.add_argument("--run-dir", type=Path, required=True)
+    p.add_argument("--epochs", type=int, default=80)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--memory-d", type=int, default=4)
+    p.add_argument("--order", type=int, default=24)
+    p.add_argument("--hidden", type=int, default=96)
+    p.add_argument("--dt-start", type=float, default=1000.0)
+    p.add_argument("--dt-end", type=float, default=1.0)
+    p.add_argument("--anneal-until", type=float, default=0.7)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--export", type=Path, default=None, help="also write the model here")
+    p.add_argument("--limit", type=int, default=0, help="use only N clips per split (tests)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def _evaluate(model, x, y, dt, bits=None) -> float:
+    model.eval()
+    logits, counts = model.simulate(torch.from_numpy(x), dt)
+    if bits is not None and dt is not None:
+        bits.update(counts.numpy())
+    return float((logits.argmax(1).numpy() == y).mean())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    env = loop.setup_distributed("cpu")
+    try:
+        return _train(args, env)
+    finally:
+        loop.teardown_distributed(env)
+
+
+def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
+    loop.seed_everything(args.seed)
+    rng = np.random.default_rng(args.seed)
+    sets = load_speech_commands(args.data / "speech" / "speech_commands_v2_test_dev")
+    if args.limit:
+        sets = {
+            k: SpeechSet(
+                s.audio[:: max(1, len(s.audio) // args.limit)][: args.limit],
+                s.labels[:: max(1, len(s.audio) // args.limit)][: args.limit],
+                s.files,
+            )
+            for k, s in sets.items()
+        }
+    front = LogMelConfig(sample_rate=SAMPLE_RATE)
+    train, val, test = sets["train"], sets["val"], sets["test"]
+    noise = train.audio[train.labels == KWS_LABELS.index("_silence_")]
+    clean = features(train.audio, front)
+    mean = clean.mean(axis=(0, 1))
+    std = clean.std(axis=(0, 1)) + 1e-3
+
+    def norm(f: np.ndarray) -> np.ndarray:
+        return ((f - mean) / std).astype(np.float32)
+
+    x_val, x_test = norm(features(val.audio, front)), norm(features(test.audio, front))
+    frames = clean.shape[1]
+    config = LMUConfig(
+        input_size=front.n_mels,
+        memory_d=args.memory_d,
+        order=args.order,
+        theta=float(frames),
+        hidden=args.hidden,
+        classes=len(KWS_LABELS),
+        steps=frames,
+        readout="last",
+    )
+    torch.manual_seed(args.seed)
+    model = HybridLMU(config)
+    net = loop.wrap_ddp(model, env)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    schedule = DtSchedule(args.dt_start, args.dt_end, args.anneal_until)
+    log = loop.MetricsLog(args.run_dir, enabled=env.is_main)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
+    generator = torch.Generator().manual_seed(args.seed)
+    best, best_state = None, None
+    for epoch in range(args.epochs):
+        tic = time.perf_counter()
+        model.train()
+        x_train = torch.from_numpy(norm(features(augment(train.audio, noise, rng), front)))
+        y_train = torch.from_numpy(train.labels)
+        order = torch.randperm(len(x_train), generator=generator)
+        batches = list(order.split(args.batch_size))
+        loss_sum = 0.0
+        for step, idx in enumerate(loop.progress(batches, env, enabled=not args.no_progress)):
+            dt = schedule((epoch + step / len(batches)) / args.epochs)
+            loss = loss_fn(net(x_train[idx], dt, generator=generator), y_train[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * len(idx)
+        scheduler.step()
+        dt_now = schedule((epoch + 1) / args.epochs)
+        val_acc = _evaluate(model, x_val, val.labels, dt_now)
+        final = dt_now == schedule(1.0)
+        if final and (best is None or val_acc > best):
+            best = val_acc
+            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+            if env.is_main:
+                loop.save_checkpoint(
+                    args.run_dir / "best.pt", model=model, epoch=epoch, best_metric=best
+                )
+        row = {
+            "epoch": epoch + 1,
+            "dt": dt_now,
+            "train_loss": loss_sum / len(x_train),
+            "val_acc": val_acc,
+            "seconds": time.perf_counter() - tic,
+        }
+        log.log(**row)
+        if env.is_main and ((epoch + 1) % 10 == 0 or epoch + 1 == args.epochs):
+            log.plot("epoch", ["train_loss", "val_acc"], title="KWS hybrid LMU")
+            loop.save_checkpoint(
+                args.run_dir / "last.pt", model=model, optimizer=optimizer, epoch=epoch
+            )
+        print(json.dumps(row), flush=True)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    dt = schedule(1.0)
+    bits = BitsAccumulator()
+    test_acc = _evaluate(model, x_test, test.labels, dt, bits)
+    summary = {
+        "test_acc_spiking": test_acc,
+        "best_val_acc": best,
+        "dt": dt,
+        "clips": {k: len(s.labels) for k, s in sets.items()},
+        **bits.result(),
+    }
+    metadata = {
+        "task": "kws",
+        "labels": list(KWS_LABELS),
+        "sample_rate_hz": SAMPLE_RATE,
+        "frontend": {"kind": "logmel", **front.to_dict()},
+        "feature_standardisation": "folded into the input Dense layers (mean and std below)",
+        "feature_mean": mean.astype(float).tolist(),
+        "feature_std": std.astype(float).tolist(),
+        "accuracy": {"test_spiking_unseen_speakers": test_acc, "val_spiking": best},
+        "efficiency": bits.result(),
+        "provenance": {
+            "trainer": "eventsp.train.lmu.kws",
+            "data": "speech_commands_v2_test_dev, split by speaker (crc32 buckets 15/15/70)",
+            "epochs": args.epochs,
+            "seed": args.seed,
+        },
+    }
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+    for path in (args.run_dir / "kws_lmu.esp", args.export):
+        if path is not None:
+            export_model(path, model, dt, metadata, input_mean=mean, input_std=std)
+    (args.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
