@@ -74,34 +74,40 @@ def _count_windows(events, index0, by_time, origin, length, stride, first, out):
     two = C == 2
     frame = C * H * W
     flat = out.reshape(-1)
-    flags = 0
+    unsorted = False
+    off_sensor = False
+    polarity = False
     previous = -9223372036854775807 - 1  # int64 minimum
     k_lo = first  # first window that may still hold r
     k_hi = first - 1  # last window that has started at r
+    hi_end = (k_hi + 1) * stride  # where window k_hi + 1 starts
     for i in range(events.shape[0]):
         e = events[i]
-        if e.t < previous:
-            flags |= 1
-        previous = e.t
-        if e.x < 0 or e.x >= W or e.y < 0 or e.y >= H:
-            flags |= 2
-            continue
-        if e.p and not two:
-            flags |= 4
-        r = (e.t - origin) if by_time else (index0 + i)
-        while k_hi + 1 < stop and (k_hi + 1) * stride <= r:
+        t = e.t
+        unsorted |= t < previous
+        previous = t
+        # Unsigned compares catch negative coordinates too (branch-free flags).
+        inside = (np.uint64(np.int64(e.x)) < np.uint64(W)) & (
+            np.uint64(np.int64(e.y)) < np.uint64(H)
+        )
+        off_sensor |= not inside
+        polarity |= e.p and not two
+        r = (t - origin) if by_time else (index0 + i)
+        while r >= hi_end and k_hi + 1 < stop:
             k_hi += 1
+            hi_end += stride
         c = np.int64(e.p) if two else np.int64(0)
         pixel = (c * H + np.int64(e.y)) * W + np.int64(e.x)
         if stride == length:  # disjoint windows: at most one
-            if k_hi >= first and r < (k_hi + 1) * stride:
+            if inside and k_hi >= first and r < hi_end:
                 flat[(k_hi - first) * frame + pixel] += np.float32(1.0)
             continue
         while k_lo * stride + length <= r:
             k_lo += 1
-        for k in range(k_lo, k_hi + 1):
-            flat[(k - first) * frame + pixel] += np.float32(1.0)
-    return flags
+        if inside:
+            for k in range(k_lo, k_hi + 1):
+                flat[(k - first) * frame + pixel] += np.float32(1.0)
+    return np.int64(unsorted) | (np.int64(off_sensor) << 1) | (np.int64(polarity) << 2)
 
 
 @jit(
