@@ -212,6 +212,74 @@ def _rfft_frame(
         out[k] = even + post[k] * odd
 
 
+@jit(
+    "void(complex128[::1], int64[::1], int64[::1], complex128[::1], complex128[::1], "
+    "complex128[::1], complex128[::1], complex128[::1], complex128[::1], float64[::1])"
+)
+def _irfft_frame(
+    spectrum: np.ndarray,
+    perm: np.ndarray,
+    radices: np.ndarray,
+    twiddle: np.ndarray,
+    stage_twiddle: np.ndarray,
+    post: np.ndarray,
+    work: np.ndarray,
+    scratch: np.ndarray,
+    tmp: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """``out[:N] = irfft(spectrum[:M + 1], N)``; the imaginary parts of bins 0 and M are
+    ignored, as numpy does. ``work`` and ``scratch`` have ``M`` entries.
+
+    Undoes the real-input split, ``E_k = (X_k + conj X_{M-k}) / 2``,
+    ``O_k = conj(W_N^k) (X_k - conj X_{M-k}) / 2``, ``Z = E + j O``, then
+    ``z = conj(FFT_M(conj Z)) / M`` and ``x[2n] + j x[2n+1] = z[n]``.
+    """
+    m = perm.shape[0]
+    for k in range(m):
+        if k == 0:
+            xk = complex(spectrum[0].real, 0.0)
+            xc = complex(spectrum[m].real, 0.0)
+        else:
+            xk = spectrum[k]
+            xc = spectrum[m - k].conjugate()
+        even = 0.5 * (xk + xc)
+        odd = 0.5 * (xk - xc) * post[k].conjugate()
+        scratch[k] = even + complex(-odd.imag, odd.real)  # even + j * odd
+    for i in range(m):
+        work[i] = scratch[perm[i]].conjugate()
+    _cfft_inplace(work, radices, twiddle, stage_twiddle, tmp)
+    scale = 1.0 / m
+    for n in range(m):
+        out[2 * n] = work[n].real * scale
+        out[2 * n + 1] = -work[n].imag * scale
+
+
+def irfft(spectra: np.ndarray, n: int) -> np.ndarray:
+    """``numpy.fft.irfft(spectra, n, axis=-1)`` for ``(n_frames, n // 2 + 1)`` spectra."""
+    array = np.ascontiguousarray(spectra, dtype=np.complex128)
+    plan = fft_plan(n)
+    m = plan.perm.shape[0]
+    if array.ndim != 2 or array.shape[1] != m + 1:
+        raise ValueError(f"spectra have shape {array.shape}; expected (n_frames, {m + 1})")
+    out = np.empty((array.shape[0], n))
+    work = np.empty(m, np.complex128)
+    scratch = np.empty(m, np.complex128)
+    tmp = np.empty(max(int(plan.radices.max(initial=1)), 1), np.complex128)
+    for i in range(array.shape[0]):
+        _irfft_frame(array[i], *plan, work, scratch, tmp, out[i])
+    return out
+
+
+@jit("int64(int64[::1])")
+def _largest(radices: np.ndarray) -> int:
+    """The largest radix (1 when there are none): the scratch size of the butterflies."""
+    largest = 1
+    for r in radices:
+        largest = max(largest, r)
+    return largest
+
+
 def rfft(frames: np.ndarray) -> np.ndarray:
     """``numpy.fft.rfft(frames, axis=-1)`` for ``(n_frames, n)`` float64 frames, ``n`` even."""
     array = np.ascontiguousarray(frames, dtype=np.float64)

@@ -15,7 +15,7 @@ import numba
 import numpy as np
 
 from eventsp._jit import jit
-from eventsp.audio._fft import _rfft_frame
+from eventsp.audio._fft import _irfft_frame, _largest, _rfft_frame
 
 __all__: list[str] = []
 
@@ -159,10 +159,7 @@ def _logmel_chunk(
     n = _n_frames(held, chunk.shape[0], frame_length, hop)
     frame = np.empty(frame_length)
     work = np.empty(half, np.complex128)
-    largest = 1
-    for r in radices:
-        largest = max(largest, r)
-    tmp = np.empty(largest, np.complex128)
+    tmp = np.empty(_largest(radices), np.complex128)
     spectrum = np.empty(half + 1, np.complex128)
     magnitude = np.empty(half + 1)
     for i in range(n):
@@ -184,6 +181,42 @@ def _logmel_chunk(
 
 
 @jit(
+    "void(float64[::1], int64, float64[::1], float64[::1], float64[::1], float64[::1], int64, "
+    "float64)"
+)
+def _ola_frame(
+    frame: np.ndarray,
+    hop: int,
+    window: np.ndarray,
+    acc: np.ndarray,
+    envelope: np.ndarray,
+    out: np.ndarray,
+    offset: int,
+    tiny: float,
+) -> None:
+    """Overlap-add one synthesis frame; write the ``hop`` samples it finishes at ``out[offset:]``.
+
+    ``acc`` and ``envelope`` (length ``frame_length``) hold the running sums of windowed frames
+    and of squared windows, aligned so that index 0 is the first unfinished sample. A finished
+    sample is sum / envelope, or 0 where the envelope is below ``tiny`` (no window covers it).
+    """
+    frame_length = frame.shape[0]
+    for k in range(frame_length):
+        w = window[k]
+        acc[k] += w * frame[k]
+        envelope[k] += w * w
+    for k in range(hop):
+        e = envelope[k]
+        out[offset + k] = acc[k] / e if e > tiny else 0.0
+    for k in range(frame_length - hop):
+        acc[k] = acc[k + hop]
+        envelope[k] = envelope[k + hop]
+    for k in range(frame_length - hop, frame_length):
+        acc[k] = 0.0
+        envelope[k] = 0.0
+
+
+@jit(
     "void(float64[:, ::1], int64, float64[::1], float64[::1], float64[::1], float64[::1], float64)"
 )
 def _overlap_add(
@@ -195,28 +228,87 @@ def _overlap_add(
     out: np.ndarray,
     tiny: float,
 ) -> None:
-    """Overlap-add synthesis frames; emit the ``hop`` finished samples after each frame.
+    """:func:`_ola_frame` for each row of ``frames``; ``out`` has ``n_frames * hop`` samples."""
+    for i in range(frames.shape[0]):
+        _ola_frame(frames[i], hop, window, acc, envelope, out, i * hop, tiny)
 
-    ``acc`` and ``envelope`` (length ``frame_length``) hold the running sums of windowed frames
-    and of squared windows, aligned so that index 0 is the first unfinished sample.
-    ``out`` has ``n_frames * hop`` samples: sum / envelope, or 0 where the envelope is below
-    ``tiny`` (samples no window covers).
+
+_STFT_SIGNATURE = (
+    "int64(float64[::1], int64[::1], {}[::1], int64, float64[::1], int64[::1], int64[::1], "
+    "complex128[::1], complex128[::1], complex128[::1], complex128[:, ::1])"
+)
+
+
+@jit([_STFT_SIGNATURE.format("float32"), _STFT_SIGNATURE.format("float64")])
+def _stft_chunk(
+    tail: np.ndarray,
+    fill: np.ndarray,
+    chunk: np.ndarray,
+    hop: int,
+    window: np.ndarray,
+    perm: np.ndarray,
+    radices: np.ndarray,
+    twiddle: np.ndarray,
+    stage_twiddle: np.ndarray,
+    post: np.ndarray,
+    out: np.ndarray,
+) -> int:
+    """Frame, window and FFT a chunk in one call (:func:`_frame_chunk`, then ``rfft``).
+
+    ``out`` is ``(n_frames, n_fft // 2 + 1)``. Returns the number of frames written.
     """
-    n_frames, frame_length = frames.shape
-    for i in range(n_frames):
+    frame_length = window.shape[0]
+    held = fill[0]
+    n = _n_frames(held, chunk.shape[0], frame_length, hop)
+    frame = np.empty(frame_length)
+    work = np.empty(perm.shape[0], np.complex128)
+    tmp = np.empty(_largest(radices), np.complex128)
+    for i in range(n):
+        start = i * hop
         for k in range(frame_length):
-            w = window[k]
-            acc[k] += w * frames[i, k]
-            envelope[k] += w * w
-        for k in range(hop):
-            e = envelope[k]
-            out[i * hop + k] = acc[k] / e if e > tiny else 0.0
-        for k in range(frame_length - hop):
-            acc[k] = acc[k + hop]
-            envelope[k] = envelope[k + hop]
-        for k in range(frame_length - hop, frame_length):
-            acc[k] = 0.0
-            envelope[k] = 0.0
+            j = start + k
+            value = tail[j] if j < held else chunk[j - held]
+            frame[k] = window[k] * value
+        _rfft_frame(frame, perm, radices, twiddle, stage_twiddle, post, work, tmp, out[i])
+    total = held + chunk.shape[0]
+    first = n * hop
+    kept = total - first
+    for k in range(kept):
+        j = first + k
+        tail[k] = tail[j] if j < held else chunk[j - held]
+    fill[0] = kept
+    return n
+
+
+@jit(
+    "void(complex128[:, ::1], int64, float64[::1], int64[::1], int64[::1], complex128[::1], "
+    "complex128[::1], complex128[::1], float64[::1], float64[::1], float64[::1], float64)"
+)
+def _istft_chunk(
+    spectra: np.ndarray,
+    hop: int,
+    window: np.ndarray,
+    perm: np.ndarray,
+    radices: np.ndarray,
+    twiddle: np.ndarray,
+    stage_twiddle: np.ndarray,
+    post: np.ndarray,
+    acc: np.ndarray,
+    envelope: np.ndarray,
+    out: np.ndarray,
+    tiny: float,
+) -> None:
+    """Inverse FFT each row of ``spectra`` and overlap-add it (:func:`_ola_frame`)."""
+    m = perm.shape[0]
+    frame = np.empty(window.shape[0])
+    work = np.empty(m, np.complex128)
+    scratch = np.empty(m, np.complex128)
+    tmp = np.empty(_largest(radices), np.complex128)
+    for i in range(spectra.shape[0]):
+        _irfft_frame(
+            spectra[i], perm, radices, twiddle, stage_twiddle, post, work, scratch, tmp, frame
+        )
+        _ola_frame(frame, hop, window, acc, envelope, out, i * hop, tiny)
 
 
 @jit("void(float64[::1], float64[::1], float64, float64[::1])")

@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass, replace
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -39,11 +39,13 @@ from eventsp.audio._fft import FFTPlan, fft_plan
 from eventsp.audio._kernels import _logmel_batch, _logmel_chunk, _mel_log
 from eventsp.audio.mel import MelNorm, MelScale, mel_filterbank
 from eventsp.audio.stft import (
+    FFTBackend,
     STFTConfig,
     WindowName,
     _as_chunk,
     _reflect_pad,
     _require_streaming,
+    _start_frames,
     _window,
     frame_step,
 )
@@ -57,8 +59,6 @@ __all__ = [
     "logmel_batch",
     "logmel_step",
 ]
-
-FFTBackend = Literal["numba", "numpy"]
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,9 @@ class LogMelConfig:
     @property
     def stft(self) -> STFTConfig:
         """The framing of these features as an :class:`STFTConfig`."""
-        return STFTConfig(self.n_fft, self.hop_length, self.win_length, self.window, self.center)
+        return STFTConfig(
+            self.n_fft, self.hop_length, self.win_length, self.window, self.center, self.fft
+        )
 
     @property
     def frame_rate_hz(self) -> float:
@@ -214,16 +216,7 @@ def logmel_step(
         _mel_log(spectra, float(config.power), plan.fb, plan.lo, plan.hi, offset, out)
         return out, LogMelState(framed.tail, framed.fill, framed.frames)
     samples = _as_chunk(chunk)
-    n_fft = config.n_fft
-    if state.tail.shape != (n_fft,):
-        raise ValueError(
-            f"state holds a buffer of {state.tail.shape} samples but frames are {n_fft} long; "
-            "create the state with the same config"
-        )
-    tail = state.tail.copy()
-    fill = state.fill.copy()
-    total = int(fill[0]) + samples.shape[0]
-    n = 0 if total < n_fft else (total - n_fft) // config.hop_length + 1
+    tail, fill, n = _start_frames(samples, state, config.n_fft, config.hop_length)
     out = np.empty((n, config.n_mels), np.float32)
     fft = plan.fft
     _logmel_chunk(

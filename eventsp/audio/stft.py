@@ -31,9 +31,17 @@ from typing import Literal, NamedTuple, get_args
 
 import numpy as np
 
-from eventsp.audio._kernels import _frame_chunk, _normalise, _overlap_add
+from eventsp.audio._fft import fft_plan
+from eventsp.audio._kernels import (
+    _frame_chunk,
+    _istft_chunk,
+    _normalise,
+    _overlap_add,
+    _stft_chunk,
+)
 
 __all__ = [
+    "FFTBackend",
     "FrameState",
     "ISTFTState",
     "STFTConfig",
@@ -51,6 +59,7 @@ __all__ = [
 ]
 
 WindowName = Literal["hann", "sqrt_hann", "hamming", "rectangular"]
+FFTBackend = Literal["numba", "numpy"]
 
 # Envelope below which a sample counts as covered by no window (torch.istft's NOLA bound).
 _TINY_ENVELOPE = 1e-11
@@ -92,6 +101,9 @@ class STFTConfig:
     center: offline only: reflect-pad ``n_fft // 2`` samples at both ends first, so frame ``i``
         is centred on sample ``i * hop`` (``torch.stft(center=True)``). A stream has no end to
         pad, so the step functions need ``center=False``.
+    fft: ``"numba"``: each chunk is framed and transformed (or inverse transformed and
+        overlap-added) in one jitted call, with the FFT of :mod:`eventsp.audio._fft` (even
+        ``n_fft``); ``"numpy"``: ``numpy.fft`` between Numba kernels (any ``n_fft``).
     """
 
     n_fft: int = 400
@@ -99,11 +111,16 @@ class STFTConfig:
     win_length: int | None = None
     window: WindowName = "hann"
     center: bool = False
+    fft: FFTBackend = "numba"
 
     def __post_init__(self) -> None:
         if self.win_length is None:
             object.__setattr__(self, "win_length", self.n_fft)
         _check_framing(self.n_fft, self.hop_length, self.win_length, self.window)
+        if self.fft not in get_args(FFTBackend):
+            raise ValueError(f"fft is {self.fft!r}; expected one of {get_args(FFTBackend)}")
+        if self.fft == "numba":
+            fft_plan(self.n_fft)  # raises for an odd n_fft, naming fft='numpy'
 
     @property
     def n_freq(self) -> int:
@@ -179,12 +196,10 @@ def _as_chunk(chunk: np.ndarray) -> np.ndarray:
     return array
 
 
-def frame_step(
-    chunk: np.ndarray, state: FrameState, hop_length: int, window: np.ndarray
-) -> tuple[np.ndarray, FrameState]:
-    """Windowed frames ``(n_frames, len(window))`` completed by ``chunk``, and the new state."""
-    samples = _as_chunk(chunk)
-    n_fft = window.shape[0]
+def _start_frames(
+    samples: np.ndarray, state: FrameState | tuple, n_fft: int, hop_length: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Copies of the state's buffers, and how many frames ``samples`` complete."""
     if state.tail.shape != (n_fft,):
         raise ValueError(
             f"state holds a buffer of {state.tail.shape} samples but frames are {n_fft} long; "
@@ -193,7 +208,16 @@ def frame_step(
     tail = state.tail.copy()
     fill = state.fill.copy()
     total = int(fill[0]) + samples.shape[0]
-    n = 0 if total < n_fft else (total - n_fft) // hop_length + 1
+    return tail, fill, (0 if total < n_fft else (total - n_fft) // hop_length + 1)
+
+
+def frame_step(
+    chunk: np.ndarray, state: FrameState, hop_length: int, window: np.ndarray
+) -> tuple[np.ndarray, FrameState]:
+    """Windowed frames ``(n_frames, len(window))`` completed by ``chunk``, and the new state."""
+    samples = _as_chunk(chunk)
+    n_fft = window.shape[0]
+    tail, fill, n = _start_frames(samples, state, n_fft, hop_length)
     out = np.empty((n, n_fft))
     _frame_chunk(tail, fill, samples, hop_length, window, out)
     return out, FrameState(tail, fill, state.frames + n)
@@ -221,8 +245,14 @@ def stft_step(
     """
     _require_streaming(config)
     window = _window(config.n_fft, config.win_length, config.window)
-    frames, state = frame_step(chunk, state, config.hop_length, window)
-    return np.fft.rfft(frames, axis=1), state
+    if config.fft == "numpy":
+        frames, state = frame_step(chunk, state, config.hop_length, window)
+        return np.fft.rfft(frames, axis=1), state
+    samples = _as_chunk(chunk)
+    tail, fill, n = _start_frames(samples, state, config.n_fft, config.hop_length)
+    out = np.empty((n, config.n_freq), np.complex128)
+    _stft_chunk(tail, fill, samples, config.hop_length, window, *fft_plan(config.n_fft), out)
+    return out, FrameState(tail, fill, state.frames + n)
 
 
 def _reflect_pad(signal: np.ndarray, n_fft: int) -> np.ndarray:
@@ -282,11 +312,17 @@ def istft_step(
             f"for n_fft={config.n_fft}, as stft_step returns"
         )
     window = _window(config.n_fft, config.win_length, config.window)
-    frames = np.ascontiguousarray(np.fft.irfft(array, n=config.n_fft, axis=1), dtype=np.float64)
     acc = state.acc.copy()
     envelope = state.envelope.copy()
-    out = np.empty(frames.shape[0] * config.hop_length)
-    _overlap_add(frames, config.hop_length, window, acc, envelope, out, _TINY_ENVELOPE)
+    out = np.empty(array.shape[0] * config.hop_length)
+    hop = config.hop_length
+    if config.fft == "numpy":
+        frames = np.ascontiguousarray(np.fft.irfft(array, n=config.n_fft, axis=1))
+        _overlap_add(frames, hop, window, acc, envelope, out, _TINY_ENVELOPE)
+    else:
+        spectra = np.ascontiguousarray(array, dtype=np.complex128)
+        plan = fft_plan(config.n_fft)
+        _istft_chunk(spectra, hop, window, *plan, acc, envelope, out, _TINY_ENVELOPE)
     return out, ISTFTState(acc, envelope)
 
 

@@ -8,13 +8,21 @@ import numpy as np
 import pytest
 
 from eventsp.audio import LogMelConfig, init_logmel_state, logmel, logmel_step
-from eventsp.audio._fft import fft_plan, rfft
+from eventsp.audio._fft import fft_plan, irfft, rfft
 
 
 @pytest.mark.parametrize("n", [2, 4, 6, 8, 10, 14, 22, 30, 64, 100, 256, 320, 400, 510, 512, 1024])
 def test_rfft_equals_numpy(rng, n):
     frames = rng.standard_normal((3, n))
     np.testing.assert_allclose(rfft(frames), np.fft.rfft(frames, axis=1), rtol=0, atol=1e-12 * n)
+
+
+@pytest.mark.parametrize("n", [2, 4, 6, 8, 10, 14, 22, 30, 64, 100, 256, 320, 400, 510, 512, 1024])
+def test_irfft_equals_numpy(rng, n):
+    spectra = rng.standard_normal((3, n // 2 + 1)) + 1j * rng.standard_normal((3, n // 2 + 1))
+    np.testing.assert_allclose(irfft(spectra, n), np.fft.irfft(spectra, n, axis=1), atol=1e-14)
+    frames = rng.standard_normal((2, n))
+    np.testing.assert_allclose(irfft(rfft(frames), n), frames, atol=1e-13)
 
 
 def test_plans_use_the_expected_radices():
