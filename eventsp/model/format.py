@@ -31,7 +31,7 @@ import json
 import math
 import os
 import struct
-import tempfile
+import uuid
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -167,13 +167,15 @@ def save_model(
         ]
     )
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+    # A fresh name beside the target, created with the usual permissions (not mkstemp's 0600),
+    # then renamed over it: readers see the old file or the new one, never half of one.
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "xb") as fh:
             fh.write(data)
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return target
 

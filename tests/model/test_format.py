@@ -465,3 +465,15 @@ def test_mutated_header_values_only_raise_model_format_error(tmp_path, model_fil
         _set_leaf(header, data.draw(st.sampled_from(paths)), data.draw(values))
     with contextlib.suppress(ModelFormatError):
         load_model(_forge(tmp_path, header, payload))
+
+
+def test_saved_file_has_the_usual_permissions(tmp_path, rng):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        path = save_model(tmp_path / "m.esp", vision_graph(rng))
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["m.esp"], "no temporary file may remain"
