@@ -74,15 +74,17 @@ class StreamingServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def StreamAudio(self, request_iterator, context):
-        """Audio in (PCM chunks), keyword events / separated audio / latency out; one response per
-        request, in order.
+        """Audio in (PCM chunks), keyword events / separated audio / latency out: one response per
+        request, in order, then one more (sequence = number of requests) with the model's final
+        answers when it has any.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StreamEvents(self, request_iterator, context):
-        """Event packets in, predictions out as evidence accumulates; one response per request.
+        """Event packets in, predictions out as evidence accumulates: one response per request, in
+        order, then one more (sequence = number of requests) with the final prediction.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
