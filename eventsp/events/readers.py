@@ -35,6 +35,7 @@ from eventsp.events.contract import (
     as_events,
     check_sensor_size,
     empty_events,
+    take_events,
 )
 from eventsp.events.formats import detect_format, read_header
 
@@ -73,7 +74,7 @@ class Recording:
                     f"outside the {W}x{H} sensor; the file is corrupt, or pass sensor_size="
                 )
             if P == 1:
-                packet = packet.copy()
+                packet = take_events(packet, slice(None))
                 packet["p"] = False
             yield packet
 
@@ -287,6 +288,12 @@ def _prophesee_packets(recording: Recording) -> Iterator[np.ndarray]:
     from expelliarmus import Wizard
 
     encoding = {"evt2": "EVT2", "evt3": "EVT3", "dat": "DAT"}[recording.format]
+    suffix = ".dat" if recording.format == "dat" else ".raw"
+    if recording.path.suffix.lower() != suffix:
+        raise EventFormatError(
+            f"{recording.path}: its header says {encoding}, but expelliarmus reads {encoding} "
+            f"only from files named *{suffix}; rename the file (or link it) with that extension"
+        )
     wizard = Wizard(
         encoding=encoding, fpath=str(recording.path), chunk_size=int(recording.chunk_events)
     )

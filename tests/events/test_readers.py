@@ -200,3 +200,12 @@ def test_events_outside_the_stated_sensor_are_a_format_error(data_root):
     path = data_root / "events" / "dvs128" / "clip1.bin"
     with pytest.raises(EventFormatError, match="outside the 34x34 sensor"):
         read_events(path, sensor_size=(34, 34, 2))
+
+
+def test_prophesee_file_with_another_extension_says_so(data_root, tmp_path):
+    renamed = tmp_path / "recording.evt3"
+    renamed.write_bytes(data_root.joinpath(*FORMATS_DIR, "evt3_sample.raw").read_bytes())
+    recording = open_recording(renamed)
+    assert recording.format == "evt3"
+    with pytest.raises(EventFormatError, match=r"named \*\.raw"):
+        next(recording.packets())
