@@ -36,7 +36,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from eventsp.audio._fft import FFTPlan, fft_plan
-from eventsp.audio._kernels import _logmel_batch, _logmel_chunk, _mel_log
+from eventsp.audio._fused import _logmel_batch, _logmel_chunk
+from eventsp.audio._kernels import _mel_log
 from eventsp.audio.mel import MelNorm, MelScale, mel_filterbank
 from eventsp.audio.stft import (
     FFTBackend,

@@ -32,13 +32,8 @@ from typing import Literal, NamedTuple, get_args
 import numpy as np
 
 from eventsp.audio._fft import fft_plan
-from eventsp.audio._kernels import (
-    _frame_chunk,
-    _istft_chunk,
-    _normalise,
-    _overlap_add,
-    _stft_chunk,
-)
+from eventsp.audio._fused import _istft_chunk, _stft_chunk
+from eventsp.audio._kernels import _frame_chunk, _normalise, _overlap_add
 
 __all__ = [
     "FFTBackend",
