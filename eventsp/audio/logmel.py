@@ -138,6 +138,38 @@ class LogMelConfig:
             )
         return cls(**fields)
 
+    def to_torchaudio(self) -> Any:
+        """The same transform in torchaudio: a ``MelSpectrogram`` (float32), without the log.
+
+        ``torch.log(t(x) + config.log_offset).transpose(-1, -2)`` gives these features (to
+        float32 rounding), for training on a GPU. Imports torch and torchaudio (``train``
+        extra); ``center`` follows the config.
+        """
+        import torch
+        import torchaudio
+
+        windows = {
+            "hann": torch.hann_window,
+            "hamming": torch.hamming_window,
+            "sqrt_hann": _sqrt_hann_window,
+            "rectangular": torch.ones,
+        }
+        return torchaudio.transforms.MelSpectrogram(
+            sample_rate=self.sample_rate,
+            n_fft=self.n_fft,
+            win_length=self.win_length,
+            hop_length=self.hop_length,
+            f_min=self.f_min,
+            f_max=self.f_max,
+            n_mels=self.n_mels,
+            window_fn=windows[self.window],
+            power=self.power,
+            center=self.center,
+            pad_mode="reflect",
+            norm=self.norm,
+            mel_scale=self.mel_scale,
+        )
+
     @property
     def stft(self) -> STFTConfig:
         """The framing of these features as an :class:`STFTConfig`."""
@@ -149,6 +181,13 @@ class LogMelConfig:
     def frame_rate_hz(self) -> float:
         """Feature frames per second of audio."""
         return self.sample_rate / self.hop_length
+
+
+def _sqrt_hann_window(length: int, **kwargs: Any) -> Any:
+    """``sqrt(torch.hann_window(length))``: torchaudio's ``window_fn`` for ``"sqrt_hann"``."""
+    import torch
+
+    return torch.hann_window(length, **kwargs).sqrt()
 
 
 class _Plan(NamedTuple):

@@ -34,6 +34,8 @@ CONFIGS = {
         norm="slaney",
     ),
     "magnitude-hamming-80": LogMelConfig(n_mels=80, power=1.0, window="hamming", hop_length=128),
+    "sqrt-hann-rect-32": LogMelConfig(n_fft=256, win_length=200, window="sqrt_hann", n_mels=32),
+    "rectangular": LogMelConfig(window="rectangular", f_min=50.0, f_max=7000.0),
     "8k-short": LogMelConfig(sample_rate=8000, n_fft=256, hop_length=80, n_mels=32),
 }
 
@@ -43,24 +45,10 @@ def _torchaudio_logmel(signal: np.ndarray, config: LogMelConfig, dtype) -> np.nd
 
     torchaudio builds its filterbank with the default dtype, so float64 needs that default.
     """
-    window_fn = {"hann": torch.hann_window, "hamming": torch.hamming_window}[config.window]
     default = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
-        transform = torchaudio.transforms.MelSpectrogram(
-            sample_rate=config.sample_rate,
-            n_fft=config.n_fft,
-            win_length=config.win_length,
-            hop_length=config.hop_length,
-            f_min=config.f_min,
-            f_max=config.f_max,
-            n_mels=config.n_mels,
-            window_fn=window_fn,
-            power=config.power,
-            center=config.center,
-            norm=config.norm,
-            mel_scale=config.mel_scale,
-        )
+        transform = config.to_torchaudio()
         with torch.no_grad():
             mel = transform(torch.from_numpy(signal).to(dtype))
     finally:
@@ -243,3 +231,15 @@ def test_batch_equals_one_clip_at_a_time(speech, fft, center):
         np.testing.assert_array_equal(batch[b], logmel(clip, config))
     with pytest.raises(ValueError, match=r"shape \(16000,\)"):
         logmel_batch(speech[0], config)
+
+
+def test_default_config_equals_a_hand_built_torchaudio_transform(speech):
+    """Independent of ``to_torchaudio``: torchaudio's defaults spelled out by hand."""
+    transform = torchaudio.transforms.MelSpectrogram(
+        16000, n_fft=400, hop_length=160, n_mels=40, center=False
+    )
+    with torch.no_grad():
+        ref = torch.log(transform(torch.from_numpy(speech[0])) + 1e-6).T.numpy()
+    ours = logmel(speech[0], LogMelConfig())
+    assert ours.shape == ref.shape == (98, 40)
+    assert np.abs(ours - ref).max() < 1e-4
