@@ -7,14 +7,19 @@ A model file's ``metadata["task"]`` picks the adapter:
   runtime network, mean-logit evidence, early and final decisions). Each packet that
   completes windows answers a :class:`Prediction` of the evidence so far; the end of the
   stream answers the application's final decision (``final=True``).
-- ``"kws"`` / ``"separate"``: the applications own keyword decoding and separation. When
-  ``eventsp.apps.kws`` / ``eventsp.apps.separate`` provide a streaming task
-  (``load_task(path) -> StreamingTask``) it is used. Otherwise :class:`AudioClassifierTask`
-  serves the model as a streaming audio classifier: log-mel frames from
-  ``metadata["frontend"]`` (``{"kind": "logmel", ...LogMelConfig fields}``) through the
-  network, one :class:`Prediction` per ``metadata["predict_every_frames"]`` frames (default
-  10) from the network's output (its readout) and a final one at the end. It reports no
-  keyword events: deciding what counts as a keyword is the application's job.
+- ``"kws"``: :class:`KeywordSpotterTask` wraps :class:`eventsp.apps.kws.KeywordSpotter`
+  (log-mel, the runtime network, smoothed posteriors, keyword events); each chunk answers the
+  keyword events that closed in it, the end of the stream the last one and the whole-stream
+  answer as a final :class:`Prediction` (the best event's keyword, else the last posterior's
+  arg-max, as ``KeywordSpotter.classify``).
+- ``"separate"``: the separation application owns its model; when
+  ``eventsp.apps.separate`` provides ``load_task(path) -> StreamingTask`` it is used.
+- Without those applications, :class:`AudioClassifierTask` serves an audio model as a
+  streaming classifier: log-mel frames from ``metadata["frontend"]`` (``{"kind": "logmel",
+  ...LogMelConfig fields}``) through the network, one :class:`Prediction` per
+  ``metadata["predict_every_frames"]`` frames (default 10) from the network's output (its
+  readout) and a final one at the end. It reports no keyword events: deciding what counts
+  as a keyword is the application's job.
 
 Per-stream state is plain data returned by ``open_stream`` (a NamedTuple holding the runtime
 ``NetworkState``); the task objects are shared by every stream.
@@ -31,6 +36,8 @@ import numpy as np
 from eventsp.kernels import layout as lay
 from eventsp.services.tasks import (
     EVENT_DTYPE,
+    KeywordEvent,
+    Prediction,
     StepResult,
     StreamingTask,
     TaskInfo,
@@ -215,9 +222,90 @@ class AudioClassifierTask:
         """Nothing to release beyond dropping ``state`` (plain arrays)."""
 
 
-def _app_task(task: str, path: Path) -> StreamingTask | None:
+class KeywordSpotterTask:
+    """``kws`` models through :class:`eventsp.apps.kws.KeywordSpotter`."""
+
+    def __init__(self, path: Path, metadata: dict[str, Any]) -> None:
+        from eventsp.apps.kws import KeywordSpotter
+
+        kind = (metadata.get("frontend") or {}).get("kind")
+        if kind != "logmel" or not metadata.get("labels"):
+            raise ValueError(
+                f"{path}: a kws model needs metadata labels and frontend kind 'logmel'; it has "
+                f"labels={metadata.get('labels')!r}, frontend kind {kind!r}"
+            )
+        self.spotter = KeywordSpotter(path)
+        meta = self.spotter.metadata
+        self.is_default = bool(meta.get("default", False))
+        self.info = TaskInfo(
+            name=Path(path).stem,
+            task="kws",
+            sample_rate_hz=int(self.spotter.sample_rate),
+            labels=tuple(self.spotter.labels),
+            format_version=_format_version(),
+            version=str(meta.get("version", "")),
+            parameter_bytes=self.spotter.network.parameter_bytes,
+        )
+
+    def warm(self) -> None:
+        state = self.open_stream()
+        noise = np.random.default_rng(0).standard_normal(int(WARM_SECONDS * 16000)) * 0.01
+        _, state = self.push(state, noise.astype(np.float32))
+        self.finish(state)
+        self.close(state)
+
+    def open_stream(self) -> Any:
+        return (self.spotter.init_state(), None)  # (KWSState, best event so far)
+
+    @staticmethod
+    def _keyword(event: Any) -> KeywordEvent:
+        return KeywordEvent(event.keyword, float(event.score), event.start_s, event.end_s)
+
+    def push(self, state: Any, chunk: np.ndarray) -> tuple[StepResult, Any]:
+        kws_state, best = state
+        before = _ops(kws_state.net)
+        events, _, kws_state = self.spotter.step(chunk, kws_state)
+        after = _ops(kws_state.net)
+        for event in events:
+            best = event if best is None or event.score > best.score else best
+        result = StepResult(
+            keywords=tuple(self._keyword(e) for e in events),
+            synops=after[0] - before[0],
+            dense_ops=after[1] - before[1],
+            inputs=int(chunk.size),
+        )
+        return result, (kws_state, best)
+
+    def finish(self, state: Any) -> tuple[StepResult, Any]:
+        kws_state, best = state
+        events, kws_state = self.spotter.finish(kws_state)
+        for event in events:
+            best = event if best is None or event.score > best.score else best
+        t_s = int(kws_state.frames) * self.spotter.hop_s
+        scores = tuple(float(p) for p in kws_state.last)
+        if best is not None:
+            index = self.info.labels.index(best.keyword)
+            final = Prediction(index, best.keyword, scores, t_s, final=True)
+        else:
+            index = int(np.argmax(kws_state.last))
+            final = Prediction(index, self.info.labels[index], scores, t_s, final=True)
+        result = StepResult(keywords=tuple(self._keyword(e) for e in events), predictions=(final,))
+        return result, (kws_state, best)
+
+    def close(self, state: Any) -> None:
+        """Nothing to release beyond dropping ``state`` (plain arrays)."""
+
+
+def _app_task(task: str, path: Path, metadata: dict[str, Any]) -> StreamingTask | None:
     """The application's own streaming task for ``path``, when the application provides one."""
-    module_name = {"kws": "eventsp.apps.kws", "separate": "eventsp.apps.separate"}[task]
+    if task == "kws":
+        try:
+            return KeywordSpotterTask(path, metadata)
+        except ModuleNotFoundError as exc:
+            if exc.name != "eventsp.apps.kws":
+                raise
+            return None
+    module_name = {"separate": "eventsp.apps.separate"}[task]
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -238,7 +326,8 @@ def task_from_file(path: Path) -> StreamingTask:
     if task == "classify-events":
         return EventClassifierTask(path)
     if task in ("kws", "separate"):
-        return _app_task(task, path) or AudioClassifierTask(path, model.graph, model.metadata)
+        app = _app_task(task, path, model.metadata)
+        return app or AudioClassifierTask(path, model.graph, model.metadata)
     raise ValueError(
         f"{path}: metadata task is {task!r}; the service serves 'kws', 'separate' and "
         "'classify-events' models; move other models out of the models folder"

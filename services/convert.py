@@ -101,7 +101,8 @@ def prediction(p: Prediction) -> results_pb2.Prediction:
 
 
 def keyword(k: KeywordEvent) -> results_pb2.KeywordEvent:
-    return results_pb2.KeywordEvent(label=k.label, score=k.score, time_s=k.time_s)
+    end_s = k.time_s if k.end_s is None else k.end_s
+    return results_pb2.KeywordEvent(label=k.label, score=k.score, time_s=k.time_s, end_s=end_s)
 
 
 def audio_response(

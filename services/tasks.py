@@ -98,9 +98,12 @@ class TaskInfo:
 
 @dataclass(frozen=True)
 class KeywordEvent:
+    """A keyword heard from ``time_s`` to ``end_s`` (stream seconds); ``score`` in [0, 1]."""
+
     label: str
     score: float
     time_s: float
+    end_s: float | None = None
 
 
 @dataclass(frozen=True)

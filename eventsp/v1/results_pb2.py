@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x65ventsp/v1/results.proto\x12\neventsp.v1\"<\n\x0cKeywordEvent\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0e\n\x06time_s\x18\x03 \x01(\x01\"Y\n\nPrediction\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\r\x12\x0e\n\x06scores\x18\x03 \x03(\x02\x12\x0e\n\x06time_s\x18\x04 \x01(\x01\x12\r\n\x05\x66inal\x18\x05 \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x65ventsp/v1/results.proto\x12\neventsp.v1\"K\n\x0cKeywordEvent\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0e\n\x06time_s\x18\x03 \x01(\x01\x12\r\n\x05\x65nd_s\x18\x04 \x01(\x01\"Y\n\nPrediction\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\r\x12\x0e\n\x06scores\x18\x03 \x03(\x02\x12\x0e\n\x06time_s\x18\x04 \x01(\x01\x12\r\n\x05\x66inal\x18\x05 \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,7 +32,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'eventsp.v1.results_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_KEYWORDEVENT']._serialized_start=40
-  _globals['_KEYWORDEVENT']._serialized_end=100
-  _globals['_PREDICTION']._serialized_start=102
-  _globals['_PREDICTION']._serialized_end=191
+  _globals['_KEYWORDEVENT']._serialized_end=115
+  _globals['_PREDICTION']._serialized_start=117
+  _globals['_PREDICTION']._serialized_end=206
 # @@protoc_insertion_point(module_scope)

@@ -7,14 +7,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class KeywordEvent(_message.Message):
-    __slots__ = ("label", "score", "time_s")
+    __slots__ = ("label", "score", "time_s", "end_s")
     LABEL_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     TIME_S_FIELD_NUMBER: _ClassVar[int]
+    END_S_FIELD_NUMBER: _ClassVar[int]
     label: str
     score: float
     time_s: float
-    def __init__(self, label: _Optional[str] = ..., score: _Optional[float] = ..., time_s: _Optional[float] = ...) -> None: ...
+    end_s: float
+    def __init__(self, label: _Optional[str] = ..., score: _Optional[float] = ..., time_s: _Optional[float] = ..., end_s: _Optional[float] = ...) -> None: ...
 
 class Prediction(_message.Message):
     __slots__ = ("label", "index", "scores", "time_s", "final")

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 from eventsp.apps.classify_events import EventClassifier
+from eventsp.apps.kws import KeywordSpotter
 from eventsp.audio import LogMelConfig, logmel, read_audio
 from eventsp.clients.client import Client
 from eventsp.events import init_order, open_recording, order_packet
 from eventsp.model.format import load_model, save_model
 from eventsp.runtime import Network
-from eventsp.services.adapters import task_from_file
+from eventsp.services.adapters import AudioClassifierTask, task_from_file
 from eventsp.services.config import ServerConfig
 
 
@@ -61,26 +62,49 @@ def test_streamed_events_match_the_application(start_server, models_dir, data_ro
     assert 0 < metrics.synops_total <= metrics.dense_ops_total + 10 * 15
 
 
-def test_streamed_audio_matches_the_runtime_offline(start_server, models_dir, data_root):
-    samples, rate = read_audio(data_root / "speech" / "micro_speech" / "yes_1000ms.wav", 16000)
+def test_streamed_keywords_match_the_application(start_server, models_dir, data_root):
+    path = data_root / "speech" / "micro_speech" / "yes_1000ms.wav"
+    samples, rate = read_audio(path, 16000)
+    chunks = np.array_split(samples, 37)  # ragged chunk sizes
+    expected, state = KeywordSpotter(models_dir / "tiny-kws.esp").stream(chunks)
+    assert expected, "the tiny model should fire on this clip (the test needs an event)"
+
     running = start_server(ServerConfig(models_dir=models_dir))
     with Client(running.address) as client:
         client.wait_serving()
-        chunks = np.array_split(samples, 37)  # ragged chunk sizes
         responses = list(client.stream_audio(chunks, sample_rate_hz=rate, task="kws"))
-    predictions = [p for r in responses for p in r.predictions]
+    events = [k for r in responses for k in r.keywords]
+    assert [k.label for k in events] == [e.keyword for e in expected]
+    assert [(k.time_s, k.end_s) for k in events] == [(e.start_s, e.end_s) for e in expected]
+    assert [k.score for k in events] == pytest.approx([e.score for e in expected], rel=1e-6)
+    final = responses[-1].predictions[-1]
+    assert final.final
+    assert final.label == max(expected, key=lambda e: e.score).keyword
+    np.testing.assert_allclose(final.scores, state.last, rtol=1e-5, atol=1e-9)
+    assert len(responses) == len(chunks) + 1
+
+
+def test_audio_classifier_fallback_matches_the_runtime_offline(models_dir, data_root):
+    model = load_model(models_dir / "tiny-kws.esp")
+    task = AudioClassifierTask(models_dir / "tiny-kws.esp", model.graph, model.metadata)
+    samples, _ = read_audio(data_root / "speech" / "micro_speech" / "yes_1000ms.wav", 16000)
+    state = task.open_stream()
+    predictions = []
+    for chunk in np.array_split(samples, 37):
+        result, state = task.push(state, chunk)
+        predictions += result.predictions
+    result, state = task.finish(state)
+    predictions += result.predictions
+    task.close(state)
 
     features = logmel(samples, LogMelConfig(n_mels=40))
-    net = Network(load_model(models_dir / "tiny-kws.esp").graph)
-    state = net.init_state(1)
-    outs, state = net.run(features[:, None, :], state)
-    n_frames = features.shape[0]
-    assert len(predictions) == n_frames // 10 + 1
+    net = Network(model.graph)
+    outs, _ = net.run(features[:, None, :], net.init_state(1))
+    assert len(predictions) == features.shape[0] // 10 + 1
     for k, p in enumerate(predictions[:-1]):
         z = outs[10 * k + 9, 0].astype(np.float64)
-        np.testing.assert_allclose(
-            p.scores, np.exp(z - z.max()) / np.exp(z - z.max()).sum(), rtol=1e-5, atol=1e-9
-        )
+        probs = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+        np.testing.assert_allclose(p.scores, probs, rtol=1e-5, atol=1e-9)
         assert p.time_s == pytest.approx((10 * k + 10) * 160 / 16000)
     assert predictions[-1].final
     assert predictions[-1].index == int(np.argmax(outs[-1, 0]))
