@@ -33,7 +33,9 @@ import time  # noqa: E402
 import warnings  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+from itertools import pairwise  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -283,20 +285,43 @@ PEERS = {
 # ------------------------------------------------------------------------------ timing
 
 
-def time_steps(step: Callable, frames, warmup: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-step times (µs) after ``warmup`` untimed steps, and every step's output."""
-    outs = []
-    times = np.empty(len(frames))
-    for i in range(min(warmup, len(frames))):
-        outs.append(np.asarray(step(frames[i])).copy())
+def time_interleaved(
+    steppers: dict[str, tuple[Callable, Any]], warmup: int, blocks: int = 4
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, str]]:
+    """Per-step times (µs) and outputs of every library over the same frames.
+
+    Each library first runs ``warmup`` untimed frames, then the frames again from the start,
+    timed one call at a time. The timed frames are cut into ``blocks`` and the libraries take
+    turns block by block, so a burst of load from other processes is shared out instead of
+    landing on one library. A library that raises is dropped and its error returned.
+    """
+    times = {name: [] for name in steppers}
+    outs: dict[str, list] = {name: [] for name in steppers}
+    failed: dict[str, str] = {}
+    n = len(next(iter(steppers.values()))[1])
+    edges = np.linspace(0, n, blocks + 1).astype(int)
     clock = time.perf_counter_ns
-    for i in range(len(frames)):
-        x = frames[i]
-        t0 = clock()
-        y = step(x)
-        times[i] = (clock() - t0) / 1e3
-        outs.append(np.asarray(y).copy())
-    return times, np.array(outs[min(warmup, len(frames)) :])
+    phases = [(False, 0, min(warmup, n))] + [(True, lo, hi) for lo, hi in pairwise(edges)]
+    for timed, lo, hi in phases:
+        for name, (step, frames) in steppers.items():
+            if name in failed:
+                continue
+            try:
+                for i in range(lo, hi):
+                    t0 = clock()
+                    y = step(frames[i])
+                    t1 = clock()
+                    if timed:
+                        times[name].append((t1 - t0) / 1e3)
+                        outs[name].append(np.asarray(y).copy())
+            except Exception as exc:  # a peer that does not run here is reported, not fatal
+                failed[name] = f"{type(exc).__name__}: {exc}"
+    keep = [name for name in steppers if name not in failed]
+    return (
+        {name: np.array(times[name]) for name in keep},
+        {name: np.array(outs[name]) for name in keep},
+        failed,
+    )
 
 
 def copy_bandwidth(nbytes: int = 128 * 2**20, repeat: int = 5) -> float:
@@ -395,21 +420,24 @@ def main(argv: list[str] | None = None) -> int:
         frames_t = torch.from_numpy(frames_np)
         warmup = min(50, len(frames_np) // 5)
         es = make_eventsp(w)
-        t_es, out_es = time_steps(es, frames_np, warmup)
-        n_timed = len(frames_np)
-        dense_b, event_b = bytes_per_step(w, es.net, es.state[0], n_timed + warmup)
-        rows = [("eventsp", t_es, 1.0)]
-        med_es = float(np.median(t_es))
+        steppers: dict[str, tuple[Callable, Any]] = {"eventsp": (es, frames_np)}
         for name, make in PEERS.items():
             try:
-                step = make(w)
-                with torch.inference_mode():
-                    t_p, out_p = time_steps(step, frames_t, warmup)
-            except Exception as exc:  # a peer that does not run here is reported, not fatal
-                print(f"  {name}: failed ({type(exc).__name__}: {exc})")
-                continue
-            agree = float((out_p.reshape(out_es.shape) == out_es).mean())
-            rows.append((name, t_p, agree))
+                steppers[name] = (make(w), frames_t)
+            except Exception as exc:  # a peer that does not build here is reported, not fatal
+                print(f"  {name}: failed to build ({type(exc).__name__}: {exc})")
+        with torch.inference_mode():
+            times, outs, failed = time_interleaved(steppers, warmup)
+        for name, error in failed.items():
+            print(f"  {name}: failed ({error})")
+        n_timed = len(frames_np)
+        dense_b, event_b = bytes_per_step(w, es.net, es.state[0], n_timed + warmup)
+        t_es, out_es = times["eventsp"], outs["eventsp"]
+        med_es = float(np.median(t_es))
+        rows = [
+            (name, t, float((outs[name].reshape(out_es.shape) == out_es).mean()))
+            for name, t in times.items()
+        ]
         activity, spikes = float((frames_np > 0).mean()), float(out_es.mean())
         print(
             f"\nworkload ({w.name}): {w.kind}, batch {w.batch}, {n_timed} timed steps, "
