@@ -18,22 +18,23 @@ from __future__ import annotations
 import numpy as np
 
 from eventsp._jit import jit
-from eventsp.kernels.dense import OP_SIGNATURE
+from eventsp.kernels.dense import OP_SIGNATURE, active_inputs, active_list
 from eventsp.kernels.layout import (
     ACS,
     DENSE_OPS,
     HO,
     IN,
+    IN2,
     KH,
     KW,
     MACS,
-    MODE,
     N_IN,
     N_OUT,
     OC,
     OUT,
     P0,
     P1,
+    P2,
     PH,
     PW,
     SH,
@@ -45,7 +46,6 @@ from eventsp.kernels.layout import (
     H,
     W,
 )
-from eventsp.kernels.vector import axpy, copy_run, fill_run, scale_run
 
 
 @jit(OP_SIGNATURE)
@@ -61,30 +61,29 @@ def conv2d_step(row, params, acts, values, cnt, t):
     y = acts[row[OUT] : row[OUT] + row[N_OUT]]
     w0 = row[P0]
     b_off = row[P1]
+    b_run = params[max(b_off, 0) : max(b_off, 0) + n_o]
     if b_off >= 0:
         for p in range(n_ho * n_wo):
-            copy_run(y, p * n_o, params, b_off, n_o)
+            y_run = y[p * n_o : (p + 1) * n_o]
+            for j in range(n_o):
+                y_run[j] = b_run[j]
     else:
-        fill_run(y, 0, y.shape[0], np.float32(0.0))
-    idx = acts[row[MODE] : row[MODE] + row[N_IN]].view(np.int32)
-    nnz = 0
-    non_binary = 0
-    for i in range(x.shape[0]):
-        v = x[i]
-        if v != 0.0:
-            idx[nnz] = i
-            nnz += 1
-            if v != 1.0:
-                non_binary += 1
-    binary = non_binary == 0
+        for j in range(y.shape[0]):
+            y[j] = 0.0
+    listed = active_inputs(x, acts, row)
+    idx = active_list(acts, row)
+    nnz = abs(listed)
+    binary = listed >= 0
     effective = 0
     unit_stride = sh == 1 and sw == 1
     if nnz < SPARSE_MAX_DENSITY * x.shape[0]:
+        tab = row[P2]  # (iy, ix, c) of every input index, as floats: no divisions here
+        n_in = x.shape[0]
         for k in range(nnz):
-            i = idx[k]  # (iy, ix, c) in the (H, W, C) layout, visited in memory order
-            c = i % n_c
-            ix = (i // n_c) % n_w
-            iy = i // (n_c * n_w)
+            i = idx[k]  # inputs are visited in (H, W, C) memory order
+            iy = np.int64(params[tab + i])
+            ix = np.int64(params[tab + n_in + i])
+            c = np.int64(params[tab + 2 * n_in + i])
             v = x[i]
             o0 = (c // cin_pg) * opg
             for ky in range(kh):
@@ -112,7 +111,11 @@ def conv2d_step(row, params, acts, values, cnt, t):
                     if ox >= n_wo:
                         continue
                     ob = (oy * n_wo + ox) * n_o + o0
-                    axpy(y, ob, params, w0 + ((c * kh + ky) * kw + kx) * opg, opg, v)
+                    wb = w0 + ((c * kh + ky) * kw + kx) * opg
+                    y_run = y[ob : ob + opg]  # explicit slices: calls cost more than the work
+                    w_run = params[wb : wb + opg]
+                    for j in range(opg):
+                        y_run[j] += v * w_run[j]
                     effective += opg
     else:
         for oy in range(n_ho):
@@ -132,7 +135,11 @@ def conv2d_step(row, params, acts, values, cnt, t):
                             if v != 0.0:
                                 effective += opg
                             o0 = ob + (c // cin_pg) * opg
-                            axpy(y, o0, params, w0 + ((c * kh + ky) * kw + kx) * opg, opg, v)
+                            wb = w0 + ((c * kh + ky) * kw + kx) * opg
+                            y_run = y[o0 : o0 + opg]
+                            w_run = params[wb : wb + opg]
+                            for j in range(opg):
+                                y_run[j] += v * w_run[j]
     if binary:
         cnt[ACS] += effective
     else:
@@ -153,16 +160,51 @@ def pool2d_step(row, params, acts, values, cnt, t):
     y = acts[row[OUT] : row[OUT] + row[N_OUT]]
     average = row[P0] == 1
     inv = params[row[P1]]
-    one = np.float32(1.0)
-    fill_run(y, 0, y.shape[0], np.float32(0.0))
+    for j in range(y.shape[0]):
+        y[j] = 0.0
+    if row[IN2] >= 0:
+        # Event-driven: the producer listed its spikes; add each to the windows it falls in.
+        # An output still sums its window in (ky, kx) order, so this equals the loop below.
+        n_c = row[C]
+        n_in = x.shape[0]
+        tab = row[P2]  # (iy, ix, c) of every input index, as floats
+        lst = acts[row[IN2] : row[IN2] + 1 + row[N_IN]].view(np.int32)
+        for k in range(lst[0]):
+            i = lst[1 + k]
+            iy = np.int64(params[tab + i])
+            ix = np.int64(params[tab + n_in + i])
+            c = np.int64(params[tab + 2 * n_in + i])
+            v = x[i]
+            for ky in range(kh):
+                ny = iy - ky
+                if ny < 0:
+                    break
+                if ny % sh != 0 or ny // sh >= n_ho:
+                    continue
+                for kx in range(kw):
+                    nx = ix - kx
+                    if nx < 0:
+                        break
+                    if nx % sw != 0 or nx // sw >= n_wo:
+                        continue
+                    y[((ny // sh) * n_wo + nx // sw) * n_c + c] += v
+        if average:
+            for j in range(y.shape[0]):
+                y[j] *= inv
+        return
     for oy in range(n_ho):
         for ox in range(n_wo):
             ob = (oy * n_wo + ox) * n_c
             for ky in range(kh):
                 for kx in range(kw):
-                    axpy(y, ob, x, ((oy * sh + ky) * n_w + ox * sw + kx) * n_c, n_c, one)
+                    xb = ((oy * sh + ky) * n_w + ox * sw + kx) * n_c
+                    y_run = y[ob : ob + n_c]
+                    x_run = x[xb : xb + n_c]
+                    for j in range(n_c):
+                        y_run[j] += x_run[j]
     if average:
-        scale_run(y, 0, y.shape[0], inv)
+        for j in range(y.shape[0]):
+            y[j] *= inv
 
 
 @jit("void(float32[::1], float32[::1], int64, int64, int64)")

@@ -16,12 +16,14 @@ Columns (``-1`` where unused):
 ``P1``       offset of the bias, or ``-1`` for none
 ``P2``       offset of extra parameters (scatter-layout conv weights, neuron constants)
 ``S0``       offset of this op's state in ``values``
-``IN2``      offset of the second input (``ADD``)
+``IN2``      offset of the second input (``ADD``); for DENSE, CONV2D, POOL fed by an IF/LIF,
+             the offset of that neuron's spike list (``-1``: scan the input instead)
 ``C H W``    input geometry (spatial data is stored ``(H, W, C)``, see ``conv.py``);
              ``OC HO WO`` output geometry
 ``KH KW``    kernel size; ``SH SW`` stride; ``PH PW`` padding; ``G`` groups
 ``MODE``     op-specific integer: readout mode; for DENSE, CONV2D, CCONV1D the float offset in
-             ``acts`` of an ``N_IN``-long scratch, viewed as int32 (active-input indices)
+             ``acts`` of an ``N_IN``-long scratch, viewed as int32 (active-input indices);
+             for IF/LIF the offset of the spike list it writes (``-1``: none)
 ===========  ===============================================================================
 
 These are module constants: Numba freezes them into the kernels at compile time. Changing one

@@ -37,12 +37,24 @@ from eventsp.kernels.layout import (
 TINY = np.float32(1e-30)
 
 
-@jit("int64(float32[::1])", inline="always")
-def _count_nonzero(y):
-    total = 0
-    for i in range(np.uint64(y.shape[0])):
-        total += y[i] != 0.0
-    return total
+@jit("int64(float32[::1], float32[::1], int64)", inline="always")
+def spike_list(y, acts, list_off):
+    """Count the spikes in ``y``; when ``list_off >= 0`` also write them as a list at that
+    float offset of ``acts``, viewed as int32: ``[count, index, index, ...]`` (increasing).
+    The next Dense, Conv2d or pooling layer reads the list instead of scanning ``y``."""
+    if list_off < 0:
+        total = 0
+        for i in range(np.uint64(y.shape[0])):
+            total += y[i] != 0.0
+        return total
+    lst = acts[list_off : list_off + 1 + y.shape[0]].view(np.int32)
+    m = 0
+    for i in range(y.shape[0]):
+        if y[i] != 0.0:
+            lst[1 + m] = i
+            m += 1
+    lst[0] = m
+    return m
 
 
 @jit(OP_SIGNATURE)
@@ -58,7 +70,7 @@ def if_step(row, params, acts, values, cnt, t):
         fire = u >= th
         v[i] = u - th if fire else u
         y[i] = np.float32(1.0) if fire else np.float32(0.0)
-    spikes = _count_nonzero(y)
+    spikes = spike_list(y, acts, row[MODE])
     cnt[NONZERO] += spikes
     cnt[SPIKES] += spikes
     cnt[TOTAL] += n
@@ -83,7 +95,7 @@ def lif_step(row, params, acts, values, cnt, t):
         # float32 denormals, which are ~100x slower on x86.
         v[i] = np.float32(0.0) if (fire or abs(u) < TINY) else u
         y[i] = np.float32(1.0) if fire else np.float32(0.0)
-    spikes = _count_nonzero(y)
+    spikes = spike_list(y, acts, row[MODE])
     cnt[NONZERO] += spikes
     cnt[SPIKES] += spikes
     cnt[TOTAL] += n

@@ -11,7 +11,7 @@ only row ``b`` of ``values``, ``acts``, ``steps`` and ``counters``, so any split
 gives the same results.
 
 Numba caches this function on disk keyed on this file only: after editing any kernel it calls
-(``dense.py``, ``conv.py``, ``neurons.py``, ``vector.py``, ``layout.py``), touch this file too.
+(``dense.py``, ``conv.py``, ``neurons.py``, ``layout.py``), touch this file too.
 """
 
 from __future__ import annotations
@@ -81,7 +81,9 @@ def run_frame(code, params, x, out, a, v, cnt, t):
             if row[C] > 0:
                 to_hwc(x, a[row[OUT] : row[OUT] + row[N_OUT]], row[C], row[H], row[W])
             else:
-                a[row[OUT] : row[OUT] + row[N_OUT]] = x
+                dst = a[row[OUT] : row[OUT] + row[N_OUT]]
+                for j in range(dst.shape[0]):  # explicit loops: faster than slice assignment
+                    dst[j] = x[j]
         elif op == DENSE:
             dense_step(row, params, a, v, c, t)
         elif op == LIF:
@@ -96,7 +98,9 @@ def run_frame(code, params, x, out, a, v, cnt, t):
             if row[C] > 0:
                 to_chw(a[row[IN] : row[IN] + row[N_IN]], out, row[C], row[H], row[W])
             else:
-                out[:] = a[row[IN] : row[IN] + row[N_IN]]
+                src = a[row[IN] : row[IN] + row[N_IN]]
+                for j in range(out.shape[0]):
+                    out[j] = src[j]
         elif op == FLATTEN:
             src = a[row[IN] : row[IN] + row[N_IN]]
             to_chw(src, a[row[OUT] : row[OUT] + row[N_OUT]], row[C], row[H], row[W])

@@ -131,6 +131,7 @@ def compile_graph(graph: g.Graph) -> Program:
                 OP=lay.POOL,
                 P0=average,
                 P1=b.param([1.0 / (kh * kw)]),
+                P2=b.param(_hwc_table(c, h, w)),
                 KH=kh,
                 KW=kw,
                 SH=sh,
@@ -162,6 +163,15 @@ def compile_graph(graph: g.Graph) -> Program:
             b.op(name, node, OP=lay.READOUT, S0=b.state(size), MODE=mode, **common)
         else:  # pragma: no cover - every registered type is handled above
             raise g.GraphError(f"the runtime cannot run node {name!r} of type {node.type}")
+    # Spike lists: an IF/LIF whose output feeds a Dense, Conv2d or pooling layer writes the
+    # indices of its spikes ([count, i, ...] as int32 in acts); the consumer reads them (IN2).
+    producers = {int(r[lay.OUT]): r for r in b.rows if r[lay.OP] in (lay.IF, lay.LIF)}
+    for r in b.rows:
+        prod = producers.get(int(r[lay.IN]))
+        if r[lay.OP] in (lay.DENSE, lay.CONV2D, lay.POOL) and prod is not None:
+            if prod[lay.MODE] < 0:
+                prod[lay.MODE] = b.act(int(prod[lay.N_OUT]) + 1)
+            r[lay.IN2] = prod[lay.MODE]
     # Index scratch of the event-driven Dense/Conv/CausalConv1d kernels: int32 in acts.
     scratch = b.act(max([1] + [int(r[lay.N_IN]) for r in b.rows if r[lay.OP] in _LISTS]))
     for r in b.rows:
@@ -188,6 +198,12 @@ def compile_graph(graph: g.Graph) -> Program:
 _LISTS = (lay.DENSE, lay.CCONV1D, lay.CONV2D)
 
 
+def _hwc_table(c: int, h: int, w: int) -> np.ndarray:
+    """For every index of an ``(H, W, C)`` buffer: its ``iy``, then ``ix``, then ``c`` (floats)."""
+    iy, ix, ci = np.meshgrid(np.arange(h), np.arange(w), np.arange(c), indexing="ij")
+    return np.concatenate([iy.ravel(), ix.ravel(), ci.ravel()]).astype(np.float32)
+
+
 def _chw(shape: tuple[int, ...]) -> dict[str, int]:
     """Geometry columns of a ``(C, H, W)`` shape (stored ``(H, W, C)``); none for others."""
     if len(shape) != 3:
@@ -212,6 +228,7 @@ def _conv(b: _Builder, name: str, node: g.Conv2d, shape_in, shape_out, common) -
         OP=lay.CONV2D,
         P0=b.param(patches),
         P1=b.param(node.bias),
+        P2=b.param(_hwc_table(c, h, width)),
         C=c,
         H=h,
         W=width,
