@@ -1,29 +1,29 @@
 """ProcessRecording: decode an uploaded file and run a task over it in streaming chunks.
 
-Formats: ``wav`` and ``flac`` (through soundfile; mono, or mixed down by averaging channels)
-and ``nmnist`` (N-MNIST ``.bin``: 5-byte big-endian records, x 8 bits, y 8, polarity 1,
-t 23 bits in microseconds; sensor 34 x 34 x 2). The recording runs through the same
-``push``/``finish`` path as a live stream, in chunks of :data:`AUDIO_CHUNK_S` seconds of audio
-or :data:`EVENT_CHUNK_US` microseconds of events.
+Audio files (``wav``, ``flac``, ``ogg``) are decoded with soundfile (mono, or mixed down by
+averaging channels). Every other upload is an event recording, read by
+:func:`eventsp.events.open_recording` (format recognised from its bytes: N-MNIST, AEDAT2/4,
+EVT2/3, DAT, npy, HDF5, ...), from a private temporary file that is deleted at once. The
+recording runs through the same ``push``/``finish`` path as a live stream, in chunks of
+:data:`AUDIO_CHUNK_S` seconds of audio or :data:`EVENT_CHUNK_US` microseconds of events.
 """
 
 from __future__ import annotations
 
 import io
 import itertools
+import tempfile
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 import numpy as np
 
 from eventsp.services.errors import InvalidArgumentError
 from eventsp.services.tasks import EVENT_DTYPE, StepResult, StreamingTask
 
-AUDIO_FORMATS = ("wav", "flac")
-EVENT_FORMATS = ("nmnist",)
+AUDIO_FORMATS = ("wav", "flac", "ogg")
 AUDIO_CHUNK_S = 0.1
 EVENT_CHUNK_US = 10_000
-NMNIST_SENSOR = (34, 34, 2)
 
 
 @dataclass(frozen=True)
@@ -40,44 +40,33 @@ class Recording:
         return float(self.data["t"][-1] - self.data["t"][0]) * 1e-6 if self.data.size else 0.0
 
 
-def _format(fmt: str, filename: str) -> str:
-    fmt = (fmt or PurePath(filename).suffix.lstrip(".")).lower()
-    if fmt == "bin":
-        fmt = "nmnist"
-    if fmt not in AUDIO_FORMATS + EVENT_FORMATS:
-        raise InvalidArgumentError(
-            f"recording format {fmt or '(none)'!r} (filename {filename!r}) is not supported; "
-            f"set format to one of {list(AUDIO_FORMATS + EVENT_FORMATS)}"
-        )
-    return fmt
+def _decode_events(data: bytes, fmt: str, filename: str) -> Recording:
+    from eventsp.events import open_recording
 
-
-def decode_nmnist(data: bytes) -> np.ndarray:
-    """N-MNIST ``.bin`` bytes -> EVENT_DTYPE records, in file order."""
-    if len(data) % 5:
-        raise InvalidArgumentError(
-            f"the N-MNIST recording has {len(data)} bytes, not a multiple of 5 (5-byte "
-            "records); the upload is truncated or not N-MNIST"
-        )
-    raw = np.frombuffer(data, dtype=np.uint8).reshape(-1, 5).astype(np.int64)
-    events = np.empty(raw.shape[0], dtype=EVENT_DTYPE)
-    events["x"] = raw[:, 0]
-    events["y"] = raw[:, 1]
-    events["p"] = raw[:, 2] >> 7
-    events["t"] = ((raw[:, 2] & 0x7F) << 16) | (raw[:, 3] << 8) | raw[:, 4]
-    return events
+    suffix = PurePath(filename).suffix or (f".{fmt}" if fmt else "")
+    name = PurePath(filename).name or "upload"
+    with tempfile.TemporaryDirectory(prefix="eventsp-upload-") as folder:
+        path = Path(folder) / f"recording{suffix}"
+        path.write_bytes(data)
+        try:
+            recording = open_recording(path)
+            packets = list(recording.packets())
+        except (ValueError, OSError) as exc:
+            message = str(exc).replace(str(path), name)
+            raise InvalidArgumentError(f"the recording could not be read: {message}") from None
+    events = np.concatenate(packets) if packets else np.zeros(0, EVENT_DTYPE)
+    if events.size and np.any(np.diff(events["t"]) < 0):
+        events = events[np.argsort(events["t"], kind="stable")]
+    return Recording("events", events, sensor_size=tuple(recording.sensor_size))
 
 
 def decode_recording(data: bytes, fmt: str, filename: str) -> Recording:
     """Uploaded bytes -> :class:`Recording`; INVALID_ARGUMENT on anything undecodable."""
     if not data:
         raise InvalidArgumentError("the recording is empty (0 bytes); upload the file's bytes")
-    fmt = _format(fmt, filename)
-    if fmt == "nmnist":
-        events = decode_nmnist(data)
-        if events.size and np.any(np.diff(events["t"]) < 0):
-            events = events[np.argsort(events["t"], kind="stable")]
-        return Recording("events", events, sensor_size=NMNIST_SENSOR)
+    fmt = (fmt or PurePath(filename).suffix.lstrip(".")).lower()
+    if fmt not in AUDIO_FORMATS:
+        return _decode_events(data, fmt, filename)
     import soundfile
 
     try:

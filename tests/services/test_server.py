@@ -233,8 +233,8 @@ def test_truncated_event_packet_is_refused(served):
     [
         (b"", "x.wav", "empty"),
         (b"RIFF not really a wav file", "x.wav", "could not be decoded"),
-        (b"\0" * 12, "x.bin", "multiple of 5"),
-        (b"\0" * 10, "x.mp4", "not supported"),
+        (b"\0" * 12, "x.bin", "x.bin: 2 trailing bytes"),
+        (b"\0" * 10, "x.mp4", "unknown event format"),
     ],
 )
 def test_bad_recordings_are_refused(served, data, filename, fragment):
@@ -350,3 +350,14 @@ def test_internal_errors_hide_details_from_clients(start_server, audio_task, cap
     assert logged, "the traceback was not logged under the reference given to the client"
     assert "secret internal detail" in str(logged[0].exc_info[1])
     assert audio_task.live == 0
+
+
+def test_process_recording_reads_other_event_formats(served, data_root):
+    _, client = served
+    path = data_root / "events" / "formats" / "sample.aedat4"
+    with pytest.raises(ServiceCallError) as info:
+        client.process_file(path)
+    # Read and recognised (320 x 240), then refused for the 34 x 34 model.
+    assert info.value.code == "INVALID_ARGUMENT"
+    assert "[320, 240, 2]" in info.value.message
+    assert "[34, 34, 2]" in info.value.message
