@@ -11,11 +11,14 @@ format         how it is recognised                       sensor size from
 ``npy``        magic ``\\x93NUMPY``                        the caller, or the data's extent
 ``hdf5``       magic ``\\x89HDF\\r\\n\\x1a\\n``               attributes, or the data's extent
 ``nmnist``     ``.bin`` extension (no magic in format)    34x34 ATIS; 128x128 past 34
+``bs1``        ``.bs1`` extension (no magic in format)    channels seen: (C, 1, 2)
 =============  =========================================  ==================================
 
 The N-MNIST ``.bin`` format (Orchard et al. 2015; also used for DVS128 clips) has no header:
 40-bit big-endian events ``x 8 | y 8 | p 1 | t 23`` (µs), plus overflow records (``y == 240``)
-that add 2**13 µs to every later timestamp.
+that add 2**13 µs to every later timestamp. The ``.bs1`` format (slayerPytorch's 1-D binary
+spikes, e.g. N-TIDIGITS cochlea recordings) is 40-bit big-endian ``channel 16 | p 1 | t 23``
+(µs); its events have ``y = 0`` and the channel as ``x``.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from eventsp.events.contract import EventFormatError, SensorSize
 
 __all__ = ["FORMATS", "Header", "detect_format", "read_header"]
 
-FORMATS = ("aedat4", "aedat2", "evt2", "evt3", "dat", "npy", "hdf5", "nmnist")
+FORMATS = ("aedat4", "aedat2", "evt2", "evt3", "dat", "npy", "hdf5", "nmnist", "bs1")
 
 #: The most header bytes a text header may take; more means the file is not what it claims.
 MAX_HEADER_BYTES = 1 << 20
@@ -88,6 +91,8 @@ def detect_format(path: Path, head: bytes) -> str:
             )
     if suffix == ".bin":
         return "nmnist"
+    if suffix == ".bs1":
+        return "bs1"
     if suffix in (".aedat", ".aedat4", ".raw", ".dat", ".npy", ".h5", ".hdf5"):
         raise EventFormatError(
             f"{path}: the extension says {suffix} but the first bytes {head[:12]!r} are not that "

@@ -135,6 +135,7 @@ def _infer_sensor_size(recording: Recording, fmt: str) -> SensorSize:
 def _raw_packets(recording: Recording) -> Iterator[np.ndarray]:
     decoders = {
         "nmnist": _nmnist_packets,
+        "bs1": _bs1_packets,
         "aedat2": _aedat2_packets,
         "aedat4": _aedat4_packets,
         "evt2": _prophesee_packets,
@@ -191,6 +192,31 @@ def _nmnist_packets(recording: Recording) -> Iterator[np.ndarray]:
             out["y"] = data[keep, 1]
             out["t"] = t[keep] + (count[keep] << 13)
             out["p"] = (data[keep, 2] & 128) != 0
+            yield out
+
+
+def _bs1_packets(recording: Recording) -> Iterator[np.ndarray]:
+    """slayerPytorch 1-D spikes (``read1Dspikes``): ``channel 16 | p 1 | t 23`` big-endian."""
+    with open(recording.path, "rb") as f:
+        while True:
+            raw = f.read(5 * int(recording.chunk_events))
+            if not raw:
+                return
+            if len(raw) % 5:
+                raise EventFormatError(
+                    f"{recording.path}: {len(raw) % 5} trailing bytes after the last whole "
+                    "40-bit spike; the .bs1 file is truncated"
+                )
+            data = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 5).astype(np.int64)
+            out = np.zeros(data.shape[0], dtype=EVENT_DTYPE)
+            channel = (data[:, 0] << 8) | data[:, 1]
+            if channel.max() > 32767:
+                raise EventFormatError(
+                    f"{recording.path}: channel {int(channel.max())} exceeds the int16 x range"
+                )
+            out["x"] = channel
+            out["t"] = ((data[:, 2] << 16) | (data[:, 3] << 8) | data[:, 4]) & 0x7FFFFF
+            out["p"] = (data[:, 2] >> 7) != 0
             yield out
 
 

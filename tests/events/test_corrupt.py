@@ -51,6 +51,7 @@ def _aedat2_bytes() -> bytes:
 # suffix -> a valid file's bytes (real files, cut to keep examples fast, or small synthetic ones)
 SOURCES = {
     ".bin": lambda: (FORMATS / "sample_nmnist.bin").read_bytes()[:4000],
+    ".bs1": lambda: (FORMATS / "ntidigits_sample.bs1").read_bytes(),
     ".aedat": _aedat2_bytes,
     ".aedat4": lambda: (FORMATS / "sample.aedat4").read_bytes()[:60000],
     ".raw": lambda: (FORMATS / "evt2_sample.raw").read_bytes()[:6000],

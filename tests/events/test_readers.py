@@ -22,6 +22,7 @@ REAL_FILES = {
     "evt3_sample.raw": ("evt3", (1280, 720, 2), 219596),
     "evt3_sample.npy": ("npy", (1280, 720, 2), 219596),
     "sample_ncars.dat": ("dat", (304, 240, 2), 2009),
+    "ntidigits_sample.bs1": ("bs1", (64, 1, 2), 898),
 }
 
 
@@ -209,3 +210,12 @@ def test_prophesee_file_with_another_extension_says_so(data_root, tmp_path):
     assert recording.format == "evt3"
     with pytest.raises(EventFormatError, match=r"named \*\.raw"):
         next(recording.packets())
+
+
+def test_bs1_decodes_slayer_layout(data_root):
+    events = read_events(data_root.joinpath(*FORMATS_DIR, "ntidigits_sample.bs1"))[0].events
+    # First bytes 00 3f 80 00 00 | 00 3f 80 04 00 | 00 3f 80 09 00: channel 63, ON, t 0/1024/2304.
+    assert events["x"][:3].tolist() == [63, 63, 63]
+    assert events["t"][:3].tolist() == [0, 0x400, 0x900]
+    assert events["p"].all()
+    assert not events["y"].any()
