@@ -11,7 +11,8 @@ Sensor size
 
 Time order
     Encoders need time-sorted events. The policy, applied by :func:`order_packet` to every
-    packet of a stream (readers and encoders call it for you):
+    packet of a stream (:class:`~eventsp.events.FrameEncoder` applies it to every push; readers
+    yield packets in file order):
 
     1. within one packet, events are sorted by ``t`` (a stable sort: equal times keep their
        arrival order);
