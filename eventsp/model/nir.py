@@ -297,11 +297,11 @@ def _meta(raw: Any) -> dict[str, Any]:
     out = {}
     for key, value in (getattr(raw, "metadata", None) or {}).items():
         if isinstance(key, str) and key.startswith(PREFIX):
+            if isinstance(value, np.ndarray | np.generic) and np.ndim(value) == 0:
+                value = value.item()  # HDF5 gives numpy scalars
             if isinstance(value, bytes):
-                value = value.decode("utf-8")
-            elif isinstance(value, np.ndarray) and value.ndim == 0:
-                value = value.item()
-            out[key[len(PREFIX) :]] = value.decode() if isinstance(value, bytes) else value
+                value = value.decode("utf-8")  # and bytes for strings
+            out[key[len(PREFIX) :]] = value
     return out
 
 
