@@ -403,6 +403,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="few steps, for a smoke run")
     args = parser.parse_args(argv)
     steps = 200 if args.quick else args.steps
+    recording = args.data / "nmnist_small" / "train" / "00001.bin"
+    if not recording.is_file():
+        parser.error(f"workload (b) reads {recording}, which is missing; pass --data PATH")
 
     import torch
 
