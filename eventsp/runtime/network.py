@@ -11,6 +11,7 @@ networks and any number of states live side by side; nothing is global.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -245,6 +246,24 @@ class Network:
                     return view.reshape(-1, h, w, c).transpose(0, 3, 1, 2)
                 return view
         raise KeyError(f"node {name!r} has no state; stateful nodes: {self._stateful()}")
+
+    def node_output(self, state: NetworkState, name: str) -> np.ndarray:
+        """A view ``(batch, *shape)`` of node ``name``'s output in the last frame (spikes of a
+        neuron layer, a layer's pre-activations, ...). Output nodes have none: use the return
+        value of :meth:`step`."""
+        shape = self.graph.shapes().get(name)
+        if shape is None or isinstance(self.graph.nodes[name], g.Output):
+            raise KeyError(f"{name!r} is not a node with an output in this graph")
+        size = math.prod(shape)
+        if self.fixed is not None:
+            op = next(op for op in self.fixed.ops if op.name == name)
+            return state.acts[:, op.act : op.act + size].reshape(-1, *shape)
+        start = self.program.slots[name]
+        view = state.acts[:, start : start + size]
+        if len(shape) == 3:  # stored (H, W, C)
+            c, h, w = shape
+            return view.reshape(-1, h, w, c).transpose(0, 3, 1, 2)
+        return view
 
     def _stateful(self) -> list[str]:
         p = self.program

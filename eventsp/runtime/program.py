@@ -34,6 +34,7 @@ class Program:
     n_out: int
     op_names: tuple[str, ...]  # graph node that each code row comes from ("" for the header)
     op_kinds: tuple[str, ...]  # its node type
+    slots: dict[str, int]  # node -> offset of its output in acts (Input included)
 
 
 class _Builder:
@@ -192,6 +193,7 @@ def compile_graph(graph: g.Graph) -> Program:
         n_out=n_out,
         op_names=("", *b.names),
         op_kinds=("header", *b.kinds),
+        slots={n: o for n, o in slot.items() if o >= 0},
     )
 
 

@@ -93,6 +93,8 @@ def test_fixed_conv_residual_spike_input_is_bit_exact(rng):
     net = Network(graph, mode="fixed")
     outs, state = net.run(xs, net.init_state(2))
     np.testing.assert_array_equal(outs, naive_fixed_run(graph, xs))
+    assert net.node_output(state, "n1").shape == (2, 4, 7, 7)
+    assert set(np.unique(net.node_output(state, "n1"))) <= {0, 1}
     c = net.counters(state)[0]
     assert c["effective_acs"] > 0
     assert 0 < c["activation_sparsity"] < 1
