@@ -55,9 +55,9 @@ from eventsp.kernels.neurons import (
 )
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
-FRAME_SIGNATURE = (
-    "void(int64[:, ::1], float32[::1], float32[::1], float32[::1], "
-    "float32[::1], float32[::1], float64[:, ::1], int64)"
+OP_CALL_SIGNATURE = (
+    "void(int64[::1], float32[::1], float32[::1], float32[::1], "
+    "float32[::1], float32[::1], float64[::1], int64)"
 )
 
 # Status codes returned by execute_run / execute_step.
@@ -67,55 +67,62 @@ BAD_BATCH = 2
 BAD_STATE = 3
 
 
-@jit(FRAME_SIGNATURE)
-def run_frame(code, params, x, out, a, v, cnt, t):
-    """One frame ``x`` (n_in,) of one stream: activations ``a``, state ``v``, counters ``cnt``.
+@jit(OP_CALL_SIGNATURE)
+def run_op(row, params, x, out, a, v, c, t):
+    """Row ``row`` of the program for one stream: frame ``x`` (n_in,), output ``out``,
+    activations ``a``, state ``v``, this op's counters ``c``, ``t`` frames run before."""
+    op = row[OP]
+    if op == INPUT:
+        dst = a[row[OUT] : row[OUT] + row[N_OUT]]
+        if row[C] > 0:
+            to_hwc(x, dst, row[C], row[H], row[W])
+        else:
+            for j in range(dst.shape[0]):  # explicit loops: faster than slice assignment
+                dst[j] = x[j]
+    elif op == DENSE:
+        dense_step(row, params, a, v, c, t)
+    elif op == LIF:
+        lif_step(row, params, a, v, c, t)
+    elif op == IF:
+        if_step(row, params, a, v, c, t)
+    elif op == CONV2D:
+        conv2d_step(row, params, a, v, c, t)
+    elif op == POOL:
+        pool2d_step(row, params, a, v, c, t)
+    elif op == OUTPUT:
+        src = a[row[IN] : row[IN] + row[N_IN]]
+        if row[C] > 0:
+            to_chw(src, out, row[C], row[H], row[W])
+        else:
+            for j in range(out.shape[0]):
+                out[j] = src[j]
+    elif op == FLATTEN:
+        src = a[row[IN] : row[IN] + row[N_IN]]
+        to_chw(src, a[row[OUT] : row[OUT] + row[N_OUT]], row[C], row[H], row[W])
+    elif op == MSPIKE:
+        multispike_step(row, params, a, v, c, t)
+    elif op == RELU:
+        relu_step(row, params, a, v, c, t)
+    elif op == ADD:
+        add_step(row, params, a, v, c, t)
+    elif op == CCONV1D:
+        causal_conv1d_step(row, params, a, v, c, t)
+    elif op == LMU:
+        lmu_step(row, params, a, v, c, t)
+    elif op == READOUT:
+        readout_step(row, params, a, v, c, t)
 
-    Row 0 of ``code`` is the header (``NOP``); the other rows run in order.
-    """
+
+@jit("void(int64[:, ::1], float32[::1], float32[:, ::1], float32[:, ::1], " + STATE_TYPES + ")")
+def _frame(code, params, x, out, values, acts, steps, counters):
+    """One frame of every stream, op by op: each layer runs for all streams before the next,
+    so its weights stay in cache across streams (streams stay independent)."""
     for k in range(1, code.shape[0]):
         row = code[k]
-        op = row[OP]
-        c = cnt[k]
-        if op == INPUT:
-            if row[C] > 0:
-                to_hwc(x, a[row[OUT] : row[OUT] + row[N_OUT]], row[C], row[H], row[W])
-            else:
-                dst = a[row[OUT] : row[OUT] + row[N_OUT]]
-                for j in range(dst.shape[0]):  # explicit loops: faster than slice assignment
-                    dst[j] = x[j]
-        elif op == DENSE:
-            dense_step(row, params, a, v, c, t)
-        elif op == LIF:
-            lif_step(row, params, a, v, c, t)
-        elif op == IF:
-            if_step(row, params, a, v, c, t)
-        elif op == CONV2D:
-            conv2d_step(row, params, a, v, c, t)
-        elif op == POOL:
-            pool2d_step(row, params, a, v, c, t)
-        elif op == OUTPUT:
-            if row[C] > 0:
-                to_chw(a[row[IN] : row[IN] + row[N_IN]], out, row[C], row[H], row[W])
-            else:
-                src = a[row[IN] : row[IN] + row[N_IN]]
-                for j in range(out.shape[0]):
-                    out[j] = src[j]
-        elif op == FLATTEN:
-            src = a[row[IN] : row[IN] + row[N_IN]]
-            to_chw(src, a[row[OUT] : row[OUT] + row[N_OUT]], row[C], row[H], row[W])
-        elif op == MSPIKE:
-            multispike_step(row, params, a, v, c, t)
-        elif op == RELU:
-            relu_step(row, params, a, v, c, t)
-        elif op == ADD:
-            add_step(row, params, a, v, c, t)
-        elif op == CCONV1D:
-            causal_conv1d_step(row, params, a, v, c, t)
-        elif op == LMU:
-            lmu_step(row, params, a, v, c, t)
-        elif op == READOUT:
-            readout_step(row, params, a, v, c, t)
+        for b in range(x.shape[0]):
+            run_op(row, params, x[b], out[b], acts[b], values[b], counters[b, k], steps[b])
+    for b in range(x.shape[0]):
+        steps[b] += 1
 
 
 @jit("int64(int64[:, ::1], int64, int64, int64, " + STATE_TYPES + ")")
@@ -157,10 +164,8 @@ def execute_run(code, params, xs, outs, values, acts, steps, counters):
     status = check_shapes(code, xs.shape[2], outs.shape[2], batch, values, acts, steps, counters)
     if status != OK:
         return status
-    for b in range(batch):
-        for f in range(xs.shape[0]):
-            run_frame(code, params, xs[f, b], outs[f, b], acts[b], values[b], counters[b], steps[b])
-            steps[b] += 1
+    for f in range(xs.shape[0]):
+        _frame(code, params, xs[f], outs[f], values, acts, steps, counters)
     return OK
 
 
@@ -173,7 +178,5 @@ def execute_step(code, params, x, out, values, acts, steps, counters):
     status = check_shapes(code, x.shape[1], out.shape[1], batch, values, acts, steps, counters)
     if status != OK:
         return status
-    for b in range(batch):
-        run_frame(code, params, x[b], out[b], acts[b], values[b], counters[b], steps[b])
-        steps[b] += 1
+    _frame(code, params, x, out, values, acts, steps, counters)
     return OK
