@@ -3,9 +3,10 @@
 Starts the server in this process on the bundled default models (port 0), then for every
 model it holds streams real recordings from the shared data folder through the public client:
 
-- ``classify-events``: N-MNIST recordings replayed in 10 ms packets; prints each final class
-  with the true label from ``labels.csv``, and the accuracy on those recordings;
-- ``kws``: real Speech Commands clips; prints keyword events and the final prediction;
+- ``classify-events``: held-out N-MNIST recordings replayed in 10 ms packets; prints each
+  final class with the true label, and the accuracy on those recordings;
+- ``kws``: Speech Commands clips of held-out speakers; prints keyword events and the final
+  prediction;
 - ``separate``: a two-talker mixture of real clips; writes the separated tracks.
 
 Then prints the server's metrics and stops it gracefully. Everything printed is computed.
@@ -13,7 +14,6 @@ Then prints the server's metrics and stops it gracefully. Everything printed is 
 
 from __future__ import annotations
 
-import csv
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -27,11 +27,13 @@ PACKET_US = 10_000
 def _events_demo(client, model, data: Path, say: Callable[[str], None]) -> None:
     from eventsp.cli.stream_events import time_packets
     from eventsp.events import open_recording
+    from eventsp.train.data.events import nmnist_small_split
 
     folder = data / "nmnist_small" / "train"
-    with open(folder / "labels.csv", newline="") as f:
-        labels = {row["file"]: row["label"] for row in csv.DictReader(f)}
-    files = sorted(labels)[-N_RECORDINGS:]  # the last recordings: trainers validate on a tail
+    # Held-out recordings: the trainers never see the split's test part.
+    held_out = nmnist_small_split(folder)["test"][:N_RECORDINGS]
+    labels = {path.name: str(label) for path, label in held_out}
+    files = [path.name for path, _ in held_out]
     correct, latencies = 0, []
     for name in files:
         recording = open_recording(folder / name)
@@ -56,15 +58,23 @@ def _events_demo(client, model, data: Path, say: Callable[[str], None]) -> None:
     )
 
 
-def _speech_clips(data: Path, n: int) -> list[Path]:
+def _speech_clips(data: Path, words: tuple[str, ...]) -> list[Path]:
+    """One clip per word, each from a speaker the keyword trainer held out."""
+    from eventsp.apps.kws import speaker_of, speaker_split
+
     folder = data / "speech" / "speech_commands_v2_test_dev"
-    return sorted(folder.rglob("*.flac"))[:: max(1, 2994 // n)][:n]
+    clips = []
+    for word in words:
+        files = sorted((folder / word).glob("*.flac"))
+        held_out = [f for f in files if speaker_split(speaker_of(f)) == "test"]
+        clips.append((held_out or files)[0])
+    return clips
 
 
 def _kws_demo(client, model, data: Path, say: Callable[[str], None]) -> None:
     from eventsp.audio import iter_audio
 
-    for path in _speech_clips(data, 3):
+    for path in _speech_clips(data, ("yes", "stop", "left")):
         rate = model.sample_rate_hz
         chunks = iter_audio(path, rate // 50, rate)  # 20 ms chunks
         events, final = [], None
@@ -79,7 +89,7 @@ def _kws_demo(client, model, data: Path, say: Callable[[str], None]) -> None:
 def _separate_demo(client, model, data: Path, say: Callable[[str], None]) -> None:
     from eventsp.audio import read_audio, write_audio
 
-    a, b = _speech_clips(data, 2)
+    a, b = _speech_clips(data, ("go", "right"))
     rate = model.sample_rate_hz
     x, _ = read_audio(a, rate)
     y, _ = read_audio(b, rate)

@@ -6,6 +6,7 @@ import csv
 import re
 
 from eventsp.clients.demo import N_RECORDINGS, run_service_demo
+from eventsp.train.data.events import nmnist_small_split
 
 
 def test_service_demo_streams_real_recordings(models_dir, data_root):
@@ -18,10 +19,12 @@ def test_service_demo_streams_real_recordings(models_dir, data_root):
     folder = data_root / "nmnist_small" / "train"
     with open(folder / "labels.csv", newline="") as f:
         labels = {row["file"]: row["label"] for row in csv.DictReader(f)}
+    held_out = {path.name for path, _ in nmnist_small_split(folder)["test"]}
     rows = [line for line in lines if re.match(r"\s+\d+\.bin: ", line)]
     assert len(rows) == N_RECORDINGS
     for row in rows:
         name = row.split(":")[0].strip()
+        assert name in held_out
         assert f"true {labels[name]}" in row
         events = int(row.split(":")[1].split("events")[0])
         assert events == (folder / name).stat().st_size // 5
