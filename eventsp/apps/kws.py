@@ -17,9 +17,10 @@ after its start, so the reported span is shifted back by half the window: ``star
 ``end_s`` are the open and close times minus ``theta / 2`` (floored at 0). Times are those of
 each frame's last sample, from the first sample of the stream.
 
-Whole-clip answer (``classify``): the keyword of the highest-scoring event when there is
-one; otherwise the arg-max of the last frame's posterior (for a one-second clip this is
-exactly the trained decision), with that posterior as the score.
+Whole-clip answer (``classify``): for a clip up to 1.5 windows long (about 1.5 s), the
+arg-max of the last frame's posterior, with that posterior as the score (for a one-second
+clip this is exactly the trained decision); for longer audio, the keyword of the
+highest-scoring event, or the last frame's arg-max when there is no event.
 
 Per-stream state is plain data (:class:`KWSState`); one :class:`KeywordSpotter` serves any
 number of streams. Nothing here imports torch.
@@ -27,6 +28,7 @@ number of streams. Nothing here imports torch.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,10 +47,35 @@ __all__ = [
     "KWSState",
     "KeywordEvent",
     "KeywordSpotter",
+    "speaker_of",
+    "speaker_split",
 ]
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "kws_lmu.esp"
 NON_KEYWORDS = ("_unknown_", "_silence_")
+
+
+def speaker_of(path: Path) -> str:
+    """The speaker hash of a Speech Commands file (the file name for ``_silence_``)."""
+    stem = Path(path).stem
+    if "_nohash_" not in stem:
+        return stem
+    head = stem.split("_nohash_")[0]
+    return head.rsplit("_", 1)[-1]
+
+
+def speaker_split(speaker: str, val_percent: int = 15, test_percent: int = 15) -> str:
+    """``"train"``, ``"val"`` or ``"test"`` for a speaker, stable across runs (crc32).
+
+    The bundled model was trained on "train" speakers only and selected on "val"; "test"
+    speakers are for reporting.
+    """
+    bucket = zlib.crc32(speaker.encode()) % 100
+    if bucket < test_percent:
+        return "test"
+    if bucket < test_percent + val_percent:
+        return "val"
+    return "train"
 
 
 @dataclass(frozen=True)
@@ -251,7 +278,8 @@ class KeywordSpotter:
         signal = np.concatenate([signal, np.zeros(pad, np.float32)])
         events, state = self.stream(signal[i : i + chunk] for i in range(0, len(signal), chunk))
         synops = float(self.network.counters(state.net)[0]["effective_synops"])
-        if events:
+        short = len(signal) / self.sample_rate <= 1.5 * self.window_s
+        if events and not short:
             best = max(events, key=lambda e: e.score)
             label, score = best.keyword, best.score
         else:

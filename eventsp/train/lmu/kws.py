@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,37 +30,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from eventsp.apps.kws import speaker_of, speaker_split
 from eventsp.audio import LogMelConfig, logmel_batch, read_audio
 from eventsp.train import loop
 from eventsp.train.lmu.export import export_model
 from eventsp.train.lmu.model import HybridLMU, LMUConfig
 from eventsp.train.lmu.quantizer import BitsAccumulator, DtSchedule
 
-__all__ = ["KWS_LABELS", "SpeechSet", "load_speech_commands", "main", "speaker_split"]
+__all__ = ["KWS_LABELS", "SpeechSet", "load_speech_commands", "main"]
 
 KWS_LABELS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 KWS_LABELS = (*KWS_LABELS, "_unknown_", "_silence_")
 SAMPLE_RATE = 16000
 CLIP_SAMPLES = 16000
-
-
-def speaker_of(path: Path) -> str:
-    """The speaker hash of a Speech Commands file (the file name for ``_silence_``)."""
-    stem = path.stem
-    if "_nohash_" not in stem:
-        return stem
-    head = stem.split("_nohash_")[0]
-    return head.rsplit("_", 1)[-1]
-
-
-def speaker_split(speaker: str, val_percent: int = 15, test_percent: int = 15) -> str:
-    """``"train"``, ``"val"`` or ``"test"`` for a speaker, stable across runs (crc32)."""
-    bucket = zlib.crc32(speaker.encode()) % 100
-    if bucket < test_percent:
-        return "test"
-    if bucket < test_percent + val_percent:
-        return "val"
-    return "train"
 
 
 @dataclass(frozen=True)
