@@ -76,12 +76,16 @@ def _rows(events: np.ndarray) -> np.ndarray:
 
 
 def take_events(events: np.ndarray, index: np.ndarray | slice) -> np.ndarray:
-    """``events[index]`` as a new array (``index``: a boolean mask, integer indices or a slice).
+    """``events[index]`` as a new array that shares no memory with ``events`` (``index``: a
+    boolean mask, integer indices or a slice).
 
     numpy copies packed structured records field by field, ~10x slower than copying them as
     bytes; every copy of events in the hot paths goes through here or :func:`concat_events`.
     """
-    return np.ascontiguousarray(_rows(events)[index]).reshape(-1).view(EVENT_DTYPE)
+    rows = _rows(events)[index]
+    if isinstance(index, slice):
+        rows = rows.copy()  # a slice is a view: copy, never share the caller's memory
+    return np.ascontiguousarray(rows).reshape(-1).view(EVENT_DTYPE)
 
 
 def concat_events(parts: list[np.ndarray]) -> np.ndarray:

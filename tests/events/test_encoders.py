@@ -243,3 +243,19 @@ def test_encode_sorts_unsorted_recordings_and_rejects_bad_ones(representation, r
     bad["y"][len(bad) // 2] = 40
     with pytest.raises(ValueError, match="outside the sensor"):
         encoder.encode(bad)
+
+
+def test_filters_and_pushes_never_modify_or_keep_the_callers_events():
+    from eventsp.events import Downsample, take_events
+
+    events, size = _recording(1)
+    original = events.copy()
+    for f in (Downsample(spatial_factor=0.5), center_crop(size, 20), Denoise(5000)):
+        f.apply(events, size, f.init_state(size))
+        np.testing.assert_array_equal(events, original)
+    assert not np.shares_memory(take_events(events, slice(None)), events)
+    encoder = FrameEncoder(size, time_window_us=10**9)  # nothing completes: all is buffered
+    packet = events.copy()
+    _, state = encoder.push(packet, encoder.init_state())
+    packet["x"] = 0  # the caller reuses its buffer
+    np.testing.assert_array_equal(encoder.flush(state)[0], encoder.encode(events))
