@@ -213,9 +213,14 @@ class StreamingServicer(service_pb2_grpc.StreamingServiceServicer):
                 decode_recording, data, first.format, first.filename
             )
             task = self.registry.pick(first.model, "", kind=recording.kind)
-            started = time.perf_counter()
+            # Off the event loop: a long recording must not stall the live streams.
             results, inputs = await asyncio.to_thread(run_recording, task, recording)
-            self._record(StepResult(synops=sum(r.synops for r in results)), started)
+            self.metrics.synops_total += sum(r.synops for r in results)
+            self.metrics.dense_ops_total += sum(r.dense_ops for r in results)
+            if recording.kind == "audio":
+                self.metrics.samples_total += inputs
+            else:
+                self.metrics.events_total += inputs
             return convert.recording_response(task.info.name, results, inputs, recording.duration_s)
 
     @grpc_errors

@@ -122,6 +122,10 @@ def test_process_recording_audio_file(served, data_root):
     assert response.model == "test-loudness"
     assert response.inputs_total == samples.size
     assert response.duration_s == pytest.approx(samples.size / rate)
+    metrics = client.metrics()
+    assert metrics.samples_total == samples.size
+    assert metrics.synops_total == samples.size  # the test task reports one op per sample
+    assert metrics.chunks_total == 0  # an upload is not a live chunk: no latency recorded
     assert response.predictions[-1].final
     # The test task marks each 100 ms chunk whose RMS is above 0.1.
     expected = [
