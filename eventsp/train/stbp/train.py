@@ -5,6 +5,7 @@ Run (one process, or several under torchrun with DDP: gloo on CPU, NCCL on GPU):
     python -m eventsp.train.stbp --arch nmnist --sim 8000 --epochs 6 --out runs/stbp
     torchrun --nproc-per-node 2 -m eventsp.train.stbp --arch nmnist --out runs/stbp-ddp
     python -m eventsp.train.stbp --out runs/stbp --resume        # continue from last.pt
+    python -m eventsp.train.stbp --init runs/stbp/best.pt --lr 5e-4 --out runs/stbp-ft  # fine-tune
 
 Data: the real N-MNIST small set split into train / validation / held-out test
 (:func:`eventsp.train.data.events.nmnist_small_split`), plus ``--sim N`` MNIST training digits
@@ -85,6 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--out", dest="run", type=Path, default=Path("runs/stbp"), help="run folder")
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--init", type=Path, default=None, help="start from a checkpoint's weights")
     p.add_argument("--export", type=Path, default=None, help="model file (default RUN/model.esp)")
     p.add_argument("--max-batches", type=int, default=0, help="stop epochs early (tests)")
     p.add_argument("--limit", type=int, default=0, help="first N recordings per split (tests)")
@@ -182,6 +184,9 @@ def train(args: argparse.Namespace) -> dict:
             train_set, args.batch_size, env, shuffle=True, seed=args.seed, drop_last=True
         )
         start, best = 0, -1.0
+        if args.init is not None and not args.resume:
+            loop.load_checkpoint(args.init, model=model, restore_rng=False)
+            loop.broadcast_module(model, env)
         if args.resume:
             ck = loop.load_checkpoint(
                 args.run / "last.pt", model=model, optimizer=opt, scheduler=sched
@@ -226,10 +231,16 @@ def train(args: argparse.Namespace) -> dict:
                     "epoch", ["train_acc", "val_acc", "train_loss", "val_loss"], title="STBP-tdBN"
                 )
                 print(json.dumps(row), flush=True)
-                if val_acc > best:
-                    best = val_acc
+                # Selection by validation accuracy, ties broken by validation loss.
+                score = val_acc - 1e-6 * min(val_loss, 1e3)
+                if score > best:
+                    best = score
                     loop.save_checkpoint(
-                        args.run / "best.pt", model=model, epoch=epoch, best_metric=best
+                        args.run / "best.pt",
+                        model=model,
+                        epoch=epoch,
+                        best_metric=best,
+                        state={"val_acc": val_acc, "val_loss": val_loss},
                     )
                 loop.save_checkpoint(
                     args.run / "last.pt",
@@ -240,7 +251,7 @@ def train(args: argparse.Namespace) -> dict:
                     best_metric=best,
                 )
             loop.barrier(env)
-        summary: dict = {"best_val_acc": best}
+        summary: dict = {"best_score": best}
         if env.is_main:
             summary.update(_finish(args, model, test))
         return summary
@@ -253,6 +264,7 @@ def _finish(args: argparse.Namespace, model: SpikingResNet, test: FrameSet) -> d
 
     ck = loop.load_checkpoint(args.run / "best.pt", model=model, restore_rng=False)
     test_acc, _ = evaluate(model, test)
+    val_acc = ck.state.get("val_acc", ck.best_metric)
     path = args.export or args.run / "model.esp"
     cfg: ArchConfig = model.cfg
     export_model(
@@ -268,11 +280,12 @@ def _finish(args: argparse.Namespace, model: SpikingResNet, test: FrameSet) -> d
                 "arch": args.arch,
                 "epochs": ck.epoch + 1,
                 "simulated_mnist": args.sim,
+                "init": None if args.init is None else str(args.init),
                 "data": "nmnist_small train split (700) + simulated MNIST saccades",
                 "split_seed": "eventsp.train.data.events.SPLIT_SEED",
             },
             "accuracy": {
-                "val": ck.best_metric,
+                "val": val_acc,
                 "test_heldout_trainer": test_acc,
                 "n_test": len(test),
             },
@@ -282,7 +295,7 @@ def _finish(args: argparse.Namespace, model: SpikingResNet, test: FrameSet) -> d
         json.dumps(
             {
                 "best_epoch": ck.epoch,
-                "val_acc": ck.best_metric,
+                "val_acc": val_acc,
                 "test_acc": test_acc,
                 "model": str(path),
             }
