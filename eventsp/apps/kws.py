@@ -124,7 +124,8 @@ class ClipResult:
 class KWSState(NamedTuple):
     """One stream: front-end and network states, the posterior ring and the open event.
 
-    ring: ``(smooth_frames, classes)`` float64 last posteriors; frames: int64 count so far;
+    ring: ``(smooth_frames, classes)`` float64 last posteriors (zeros before the first);
+    total: ``(classes,)`` their running sum; frames: int64 count so far;
     open_class: int64, -1 when no event is open; open_frame: int64; peak: float64 score;
     last: ``(classes,)`` float64 last posterior.
     """
@@ -132,6 +133,7 @@ class KWSState(NamedTuple):
     front: Any
     net: Any
     ring: np.ndarray
+    total: np.ndarray
     frames: np.ndarray
     open_class: np.ndarray
     open_frame: np.ndarray
@@ -178,6 +180,7 @@ class KeywordSpotter:
             init_logmel_state(self.front),
             self.network.init_state(batch=1),
             np.zeros((self.config.smooth_frames, n)),
+            np.zeros(n),
             np.zeros((), np.int64),
             np.full((), -1, np.int64),
             np.zeros((), np.int64),
@@ -207,41 +210,47 @@ class KeywordSpotter:
         chunk completed. The caller's state is not modified except the network's arrays.
         """
         feats, front = logmel_step(np.asarray(chunk, np.float32), state.front, self.front)
-        ring = state.ring.copy()
-        frames = int(state.frames)
-        open_class, open_frame, peak = (
-            int(state.open_class),
-            int(state.open_frame),
-            float(state.peak),
-        )
-        last = state.last
+        n_classes = len(self.labels)
         net_state = state.net
+        if len(feats):
+            outs, net_state = self.network.run(feats[:, None, :], net_state)
+            z = outs[:, 0].astype(np.float64)
+            p = np.exp(z - z.max(axis=1, keepdims=True))
+            p /= p.sum(axis=1, keepdims=True)
+        else:
+            p = np.empty((0, n_classes))
+        ring = state.ring.copy()
+        total = state.total.copy()
+        frames = int(state.frames)
+        open_class, open_frame = int(state.open_class), int(state.open_frame)
+        peak = float(state.peak)
+        last = p[-1] if len(p) else state.last
         events: list[KeywordEvent] = []
-        smoothed = np.empty((len(feats), len(self.labels)))
+        smoothed = np.empty((len(p), n_classes))
         cfg = self.config
-        for i, frame in enumerate(feats):
-            logits, net_state = self.network.step(frame[None], net_state)
-            z = logits[0].astype(np.float64)
-            p = np.exp(z - z.max())
-            last = p / p.sum()
-            ring[frames % cfg.smooth_frames] = last
-            filled = min(frames + 1, cfg.smooth_frames)
-            s = ring[:filled].mean(axis=0) if filled < cfg.smooth_frames else ring.mean(axis=0)
+        width = cfg.smooth_frames
+        for i in range(len(p)):
+            slot = frames % width
+            total += p[i] - ring[slot]  # running sum of the last `width` posteriors
+            ring[slot] = p[i]
+            s = total / min(frames + 1, width)
             smoothed[i] = s
             top = int(s.argmax())
+            score = float(s[top])
             if open_class >= 0:
-                if top == open_class and s[top] >= cfg.release:
-                    peak = max(peak, float(s[top]))
+                if top == open_class and score >= cfg.release:
+                    peak = max(peak, score)
                 else:
                     events.append(self._event(open_class, open_frame, frames, peak))
                     open_class = -1
-            if open_class < 0 and self.keywords[top] and s[top] >= cfg.threshold:
-                open_class, open_frame, peak = top, frames, float(s[top])
+            if open_class < 0 and self.keywords[top] and score >= cfg.threshold:
+                open_class, open_frame, peak = top, frames, score
             frames += 1
         new = KWSState(
             front,
             net_state,
             ring,
+            total,
             np.array(frames, np.int64),
             np.array(open_class, np.int64),
             np.array(open_frame, np.int64),
