@@ -42,11 +42,18 @@ import eventsp
 import eventsp.runtime
 heavy = {HEAVY!r}
 names = []
-for info in pkgutil.walk_packages(eventsp.__path__, "eventsp."):
-    if info.name.startswith(heavy) or info.name.endswith("__main__"):
-        continue
-    importlib.import_module(info.name)
-    names.append(info.name)
+# pkgutil.walk_packages imports every package to descend into it, heavy ones included, so walk
+# by hand and never descend into (or import) the heavy sub-packages.
+todo = [(eventsp.__path__, "eventsp.")]
+while todo:
+    path, prefix = todo.pop()
+    for info in pkgutil.iter_modules(path, prefix):
+        if info.name in heavy or info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        names.append(info.name)
+        if info.ispkg:
+            todo.append((module.__path__, info.name + "."))
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "grpc", "tonic"))
 print(json.dumps({{"imported": names, "heavy": loaded}}))
 """
