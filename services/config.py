@@ -23,6 +23,8 @@ class ServerConfig:
         stops reading, so HTTP/2 flow control pushes back on the client.
     max_recording_bytes: largest upload ProcessRecording accepts.
     grace_s: on SIGTERM, how long open streams may run to completion before being cancelled.
+    compute_threads: run the models' ``push``/``finish`` on this many threads instead of the
+        event loop (0: on the loop, cheapest for small models).
     reuse_port: bind with SO_REUSEPORT, so that several worker processes share one port (the
         kernel spreads connections over them; see ``eventsp serve --workers``).
     """
@@ -40,6 +42,7 @@ class ServerConfig:
     queue_chunks: int = 8
     max_recording_bytes: int = 64 * 1024 * 1024
     grace_s: float = 10.0
+    compute_threads: int = 0
     reuse_port: bool = False
 
     def __post_init__(self) -> None:
@@ -67,5 +70,7 @@ class ServerConfig:
         for name in ("stream_deadline_s", "idle_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} is {getattr(self, name)}; expected seconds > 0")
+        if self.compute_threads < 0:
+            raise ValueError(f"compute_threads is {self.compute_threads}; expected 0 or more")
         if self.grace_s < 0:
             raise ValueError(f"grace_s is {self.grace_s}; expected seconds >= 0")

@@ -45,8 +45,10 @@ class Server:
         health: grpc_health.aio.HealthServicer,
         config: ServerConfig,
         address: str,
+        servicer: StreamingServicer,
     ) -> None:
         self.grpc_server = grpc_server
+        self.servicer = servicer
         self.registry = registry
         self.metrics = metrics
         self.health = health
@@ -87,6 +89,7 @@ class Server:
             },
         )
         await self.grpc_server.stop(grace)
+        await asyncio.to_thread(self.servicer.shutdown)
         log.info("stopped", extra={"event": "stopped", "open_streams": self.metrics.open_streams})
 
     async def wait_for_termination(self) -> None:
@@ -112,9 +115,8 @@ async def create_server(
     ]
     interceptors = [TokenAuthInterceptor(config.token)] if config.token else []
     grpc_server = grpc.aio.server(interceptors=interceptors, options=options)
-    service_pb2_grpc.add_StreamingServiceServicer_to_server(
-        StreamingServicer(registry, metrics, config), grpc_server
-    )
+    servicer = StreamingServicer(registry, metrics, config)
+    service_pb2_grpc.add_StreamingServiceServicer_to_server(servicer, grpc_server)
     health = grpc_health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, grpc_server)
     for name in ("", SERVICE_NAME):
@@ -143,7 +145,9 @@ async def create_server(
             f"could not bind {bind}; the port is in use or the address is not local; pass "
             "--port 0 for a free port"
         )
-    server = Server(grpc_server, registry, metrics, health, config, f"{config.host}:{port}")
+    server = Server(
+        grpc_server, registry, metrics, health, config, f"{config.host}:{port}", servicer
+    )
     return server, port
 
 

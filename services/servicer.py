@@ -12,6 +12,10 @@ Each streaming call:
 5. in ``finally`` (normal end, error, client gone, server stopping): ``task.close(state)``,
    cancel the reader, uncount the stream.
 
+``push``/``finish`` run on the event loop, or with ``compute_threads > 0`` on a thread pool
+(the runtime's kernels release the GIL, so heavy models use more cores and the loop stays
+responsive; each stream still runs one chunk at a time, in order).
+
 A stream ends with DEADLINE_EXCEEDED after ``stream_deadline_s`` in total or
 ``idle_timeout_s`` without a message. Errors are mapped by :func:`grpc_errors`.
 """
@@ -24,6 +28,7 @@ import io
 import logging
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from eventsp.events.contract import init_order
@@ -103,6 +108,23 @@ class StreamingServicer(service_pb2_grpc.StreamingServiceServicer):
         self.registry = registry
         self.metrics = metrics
         self.config = config
+        self._pool = (
+            ThreadPoolExecutor(config.compute_threads, thread_name_prefix="eventsp-compute")
+            if config.compute_threads
+            else None
+        )
+
+    async def _run(self, step: Any, state: Any, *args: Any) -> tuple[StepResult, Any]:
+        """``step(state, *args)`` on the event loop, or on the compute pool when configured."""
+        if self._pool is None:
+            return step(state, *args)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, step, state, *args)
+
+    def shutdown(self) -> None:
+        """Release the compute threads (after the server has stopped)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
     @contextlib.asynccontextmanager
     async def _open(self, requests: AsyncIterator[Any], context: Any) -> AsyncIterator[_Stream]:
@@ -140,7 +162,7 @@ class StreamingServicer(service_pb2_grpc.StreamingServiceServicer):
                 request: Any = first
                 while True:
                     samples = convert.audio_samples(request, task.info, first)
-                    result, state = task.push(state, samples)
+                    result, state = await self._run(task.push, state, samples)
                     samples_total += samples.size
                     self.metrics.samples_total += samples.size
                     latency = self._record(result, received)
@@ -153,7 +175,7 @@ class StreamingServicer(service_pb2_grpc.StreamingServiceServicer):
                         break
                     request, received = item
                 received = time.perf_counter()
-                result, state = task.finish(state)
+                result, state = await self._run(task.finish, state)
                 if result.keywords or result.predictions or result.tracks is not None:
                     latency = self._record(result, received)
                     await context.write(
@@ -173,7 +195,7 @@ class StreamingServicer(service_pb2_grpc.StreamingServiceServicer):
                 request: Any = first
                 while True:
                     events, order = convert.event_records(request, task.info, order)
-                    result, state = task.push(state, events)
+                    result, state = await self._run(task.push, state, events)
                     total, dropped = int(order.passed), int(order.late)
                     self.metrics.events_total += events.size
                     latency = self._record(result, received)
@@ -186,7 +208,7 @@ class StreamingServicer(service_pb2_grpc.StreamingServiceServicer):
                         break
                     request, received = item
                 received = time.perf_counter()
-                result, state = task.finish(state)
+                result, state = await self._run(task.finish, state)
                 latency = self._record(result, received)
                 await context.write(
                     convert.events_response(sequence, result, latency, total, dropped)

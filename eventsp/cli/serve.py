@@ -48,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--grace", type=float, default=10.0, help="seconds to drain streams on SIGTERM"
     )
     parser.add_argument(
+        "--compute-threads",
+        type=int,
+        default=0,
+        help="run models on this many threads instead of the event loop (default: %(default)s)",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -112,6 +118,7 @@ def _run_workers(args: argparse.Namespace) -> int:
 def _worker_args(args: argparse.Namespace, port: int) -> list[str]:
     out = ["--host", args.host, "--port", str(port), "--reuse-port", "--workers", "1"]
     out += ["--max-streams", str(args.max_streams), "--grace", str(args.grace)]
+    out += ["--compute-threads", str(args.compute_threads)]
     out += ["--max-message-bytes", str(args.max_message_bytes), "--log-level", args.log_level]
     for flag, value in (
         ("--models", args.models),
@@ -147,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
             max_message_bytes=args.max_message_bytes,
             grace_s=args.grace,
             reuse_port=args.reuse_port,
+            compute_threads=args.compute_threads,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None

@@ -365,3 +365,19 @@ def test_process_recording_reads_other_event_formats(served, data_root):
     assert info.value.code == "INVALID_ARGUMENT"
     assert "[320, 240, 2]" in info.value.message
     assert "[34, 34, 2]" in info.value.message
+
+
+def test_models_can_run_on_compute_threads(start_server, audio_task, event_task, wait_until):
+    from eventsp.services.config import ServerConfig
+
+    running = start_server(ServerConfig(compute_threads=2), [audio_task, event_task])
+    with Client(running.address) as client:
+        client.wait_serving()
+        chunks = [np.full(800, 0.5 if i % 2 else 0.01, np.float32) for i in range(6)]
+        responses = list(client.stream_audio(chunks, sample_rate_hz=16000))
+        assert [len(r.keywords) for r in responses[:6]] == [0, 1, 0, 1, 0, 1]
+        assert responses[-1].predictions[0].final
+        packets = [_events([1, 2, 3], [1, 0, 1])]
+        events = list(client.stream_events(packets, sensor_size=(34, 34, 2)))
+        assert events[-1].predictions[0].label == "on"
+    assert wait_until(lambda: audio_task.live == 0 and event_task.live == 0)
