@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS := train,serve,audio,nir,dev
+EXTRAS := train,serve,audio,events,nir,dev
 # Debian packages: PortAudio for sounddevice, espeak-ng to synthesise speech, sox for audio tools.
 APT_PACKAGES := libportaudio2 espeak-ng sox
 BENCH_VENV := .venv-bench

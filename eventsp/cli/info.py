@@ -15,6 +15,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "train": ("torch", "torchaudio"),
     "serve": ("grpcio", "grpcio-health-checking", "grpcio-reflection", "protobuf"),
     "audio": ("sounddevice", "soundfile"),
+    "events": ("expelliarmus", "aedat", "h5py"),
     "nir": ("nir",),
 }
 
