@@ -329,6 +329,14 @@ def _step_kws(data: Path) -> None:
     print(f"   {audio_s:.1f} s of audio in {took:.2f} s (real-time factor {took / audio_s:.4f})")
 
 
+def _step_service(data: Path) -> None:
+    """Start the gRPC server on the bundled models, stream real data through it, stop it."""
+    from eventsp.clients.demo import run_service_demo
+
+    if run_service_demo(data) == 0:
+        raise UsageError("no bundled models in eventsp/models; the service has nothing to serve")
+
+
 STEPS: list[tuple[str, Callable[[Path], None]]] = [
     ("installation", _step_info),
     ("audio front-end: streaming log-mel on real speech", _step_audio_frontend),
@@ -337,6 +345,7 @@ STEPS: list[tuple[str, Callable[[Path], None]]] = [
     ("images: PTL-converted MNIST SNN on the runtime", _step_ptl_images),
     ("events: held-out N-MNIST streamed packet by packet", _step_classify_events),
     ("keyword spotting: hybrid-spiking LMU on unseen speakers", _step_kws),
+    ("service: gRPC server on the bundled models, real speech and N-MNIST streamed", _step_service),
 ]
 
 
