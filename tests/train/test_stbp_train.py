@@ -25,6 +25,7 @@ def _args(data_root, run, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_train_resume_and_export(data_root, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(_args(data_root, run, "--epochs", "1")) == 0
