@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -72,3 +73,30 @@ def test_torchrun_two_cpu_processes(data_root, tmp_path):
     assert (run / "model.esp").is_file()
     assert (run / "curves.png").is_file()
     assert "best_epoch" in out.stdout
+
+
+def test_tonic_nmnist_frames_leave_out_the_small_set_digits(data_root):
+    """Full N-MNIST through tonic: files 00001..01000 (the small set's digits) are skipped."""
+    from eventsp.apps.classify_events import recording_frames
+    from eventsp.events import read_events
+    from eventsp.train.stbp.train import _TonicFrames, parse_args
+
+    real = data_root / "nmnist_small" / "train" / "00007.bin"
+    events = read_events(real)[0].events
+
+    class FakeNMNIST:  # tonic's NMNIST interface: .data paths, .sensor_size, (events, target)
+        sensor_size = (34, 34, 2)
+        data = ("Train/5/00001.bin", "Train/3/01000.bin", "Train/7/01001.bin", "Train/2/59999.bin")
+
+        def __len__(self) -> int:
+            return len(self.data)
+
+        def __getitem__(self, i: int):
+            return events.astype([("x", int), ("y", int), ("t", int), ("p", int)]), i
+
+    args = parse_args(["--tonic", "nmnist", "--tonic-root", "/nowhere"])
+    frames = _TonicFrames(FakeNMNIST(), args)
+    assert len(frames) == 2
+    (x0, y0), (_, y1) = frames[0], frames[1]
+    assert (y0, y1) == (2, 3)
+    np.testing.assert_array_equal(x0.numpy(), recording_frames(events, (34, 34, 2), 30_000, 10))

@@ -135,13 +135,22 @@ def _simulated(args: argparse.Namespace) -> FrameSet:
 
 
 class _TonicFrames(Dataset):
+    """Frames of a tonic dataset. For N-MNIST, recordings of the first 1,000 MNIST training
+    digits (files ``00001.bin`` .. ``01000.bin``: the small set, whose validation and test
+    splits must stay unseen) are left out."""
+
     def __init__(self, dataset: Dataset, args: argparse.Namespace) -> None:
         self.dataset, self.args = dataset, args
+        files = getattr(dataset, "data", None)
+        self.index = list(range(len(dataset)))
+        if args.tonic == "nmnist" and files is not None:
+            self.index = [i for i in self.index if int(Path(files[i]).stem) > 1000]
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(self.index)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        i = self.index[i]
         from eventsp.apps.classify_events import recording_frames
         from eventsp.events import EVENT_DTYPE
 
