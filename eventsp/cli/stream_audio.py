@@ -77,9 +77,11 @@ def run(args: argparse.Namespace) -> int:
                         "label": k.label,
                         "score": round(k.score, 4),
                         "time_s": round(k.time_s, 4),
+                        "end_s": round(k.end_s, 4),
                         "latency_ms": round(response.latency_ms, 3),
                     }
-                    emit(args, record, f"{k.time_s:8.3f} s  keyword {k.label:12s} {k.score:.3f}")
+                    text = f"{k.time_s:8.3f}-{k.end_s:.3f} s  keyword {k.label:12s} {k.score:.3f}"
+                    emit(args, record, text)
                 for p in response.predictions:
                     emit_prediction(args, p, response.latency_ms)
                 for i, data in enumerate(response.separated.tracks):
