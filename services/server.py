@@ -117,6 +117,11 @@ async def create_server(
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),
         ("grpc.so_reuseport", int(config.reuse_port)),
+        # Ping idle connections so that a client that vanished without closing its socket
+        # (power loss, network cut) is noticed and its streams are cancelled and freed.
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
     ]
     interceptors = [TokenAuthInterceptor(config.token)] if config.token else []
     grpc_server = grpc.aio.server(interceptors=interceptors, options=options)
