@@ -13,6 +13,7 @@ index order.
 from __future__ import annotations
 
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from eventsp._jit import jit
 from eventsp.kernels.layout import (
@@ -42,20 +43,43 @@ def _scratch(acts, row):
     return acts[row[MODE] : row[MODE] + row[N_IN]].view(np.int32)
 
 
+@jit("uint64(float32[::1])", inline="always")
+def nonzero_mask(run):
+    """Bit ``j`` set where ``run[j] != 0`` for the 64 values of ``run`` (vectorised)."""
+    mask = np.uint64(0)
+    for j in range(64):
+        mask |= np.uint64(run[j] != 0.0) << np.uint64(j)
+    return mask
+
+
 @jit("int64(float32[::1], int32[::1])", inline="always")
 def list_active(x, idx):
     """Write the indices of the nonzero ``x`` to ``idx``; return their count, negated if any
-    nonzero value is not exactly 1 (so ``n < 0`` means "not spikes", ``abs(n)`` the count)."""
+    nonzero value is not exactly 1 (so ``n < 0`` means "not spikes", ``abs(n)`` the count).
+
+    64 inputs at a time: a bit mask of the nonzero ones (vectorised), then one step per set
+    bit, in increasing index order."""
+    n = x.shape[0]
     nnz = 0
-    non_binary = 0
-    for i in range(x.shape[0]):
+    non_binary = False
+    i0 = 0
+    while i0 + 64 <= n:
+        run = x[i0 : i0 + 64]
+        mask = nonzero_mask(run)
+        while mask != 0:
+            i = i0 + trailing_zeros(mask)
+            idx[nnz] = i
+            nnz += 1
+            non_binary |= x[i] != 1.0
+            mask &= mask - np.uint64(1)
+        i0 += 64
+    for i in range(i0, n):
         v = x[i]
         if v != 0.0:
             idx[nnz] = i
             nnz += 1
-            if v != 1.0:
-                non_binary += 1
-    return nnz if non_binary == 0 else -nnz
+            non_binary |= v != 1.0
+    return -nnz if non_binary else nnz
 
 
 @jit("int64(float32[::1], float32[::1], int64[::1])", inline="always")
