@@ -13,7 +13,11 @@ with ``grpc.aio``:
    ``--packet-events`` real N-MNIST events (recordings concatenated in time, like a long live
    feed) as fast as the server takes them; reported: events per second through the whole
    path (transport, decode, validation, time order, 10 ms count framing, and the network on
-   the windows the classifier uses: the first ``time_steps`` = 30, as for one N-MNIST digit).
+   the windows the classifier uses: its first ``time_steps``, as for one N-MNIST digit; the
+   rest of the feed is framed but not classified).
+3. **Replay.** ``--replays`` real N-MNIST recordings, one StreamEvents call each in 10 ms
+   packets, 8 calls at a time: recordings and events per second including every stream's
+   setup, the network on every window and the final prediction.
 
 Models: ``--models DIR`` serves the models there (the KWS model is the first ``kws`` model,
 the event model the first ``classify-events`` one). Without it the benchmark writes two
@@ -277,6 +281,50 @@ async def run_events(address: str, model: str, events: np.ndarray, packet: int, 
     return sum(totals), elapsed
 
 
+async def run_replays(address: str, model: str, n_recordings: int, concurrency: int):
+    """Replay real N-MNIST recordings, one stream each, 10 ms packets, ``concurrency`` at once."""
+    import grpc
+
+    from eventsp.cli.stream_events import time_packets
+    from eventsp.clients.wire import pack_events
+    from eventsp.events import read_events
+    from eventsp.v1 import events_pb2, service_pb2_grpc
+
+    files = sorted((DATA / "nmnist_small" / "train").rglob("*.bin"))[:n_recordings]
+    recordings = []
+    for path in files:
+        packet, _ = read_events(path)
+        recordings.append([pack_events(p) for p in time_packets(iter([packet.events]), 10_000)])
+    queue = list(range(len(recordings)))
+    channel = grpc.aio.insecure_channel(address)
+    stub = service_pb2_grpc.StreamingServiceStub(channel)
+
+    async def worker() -> int:
+        done = 0
+        while queue:
+            payloads = recordings[queue.pop()]
+            requests = (
+                events_pb2.StreamEventsRequest(
+                    model=model, sensor_size=[34, 34, 2], layout=events_pb2.XYTP_PACKED_V1,
+                    events=data,
+                )
+                for data in payloads
+            )  # fmt: skip
+            total = 0
+            async for response in stub.StreamEvents(requests):
+                total = response.events_total
+            done += total
+        return done
+
+    try:
+        start = time.perf_counter()
+        totals = await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    finally:
+        await channel.close()
+    return sum(totals), len(recordings), elapsed
+
+
 async def main_async(args: argparse.Namespace, address: str, kws: str, ev: str, pid: int) -> int:
     import grpc
     import soundfile
@@ -324,6 +372,9 @@ async def main_async(args: argparse.Namespace, address: str, kws: str, ev: str, 
     print(f"# event ingest: model {ev}, {args.event_streams} streams, packets of "
           f"{args.packet_events} real N-MNIST events")  # fmt: skip
     print(f"events_ingested={total} seconds={elapsed:.3f} events_per_s={total / elapsed:,.0f}")
+    total, count, elapsed = await run_replays(address, ev, args.replays, 8)
+    print(f"# replay: {count} real N-MNIST recordings, one stream each, 10 ms packets, 8 at once")
+    print(f"recordings_per_s={count / elapsed:.1f} events_per_s={total / elapsed:,.0f}")
     print(f"sustained_realtime_kws_streams={sustained} p99_ms={sustained_p99:.2f}")
     return 0
 
@@ -341,6 +392,7 @@ def main() -> int:
     parser.add_argument("--packet-events", type=int, default=50_000)
     parser.add_argument("--event-streams", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1, help="eventsp serve --workers")
+    parser.add_argument("--replays", type=int, default=200, help="recordings replayed")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
