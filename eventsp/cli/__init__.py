@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "classify-events": "eventsp.cli.classify_events",
     "classify-images": "eventsp.cli.classify_images",
     "kws": "eventsp.cli.kws",
+    "separate": "eventsp.cli.separate",
     "train-ptl": "eventsp.cli.train_ptl",
     "inspect": "eventsp.cli.inspect",
     "serve": "eventsp.cli.serve",
