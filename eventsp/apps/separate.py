@@ -10,8 +10,11 @@ Output samples are aligned with the input (no added delay in the signal): output
 estimates the sources at input sample ``n``. A sample leaves the decoder once every frame that
 covers it has been seen, i.e. at most ``n_fft - 1`` samples after it arrived: the algorithmic
 latency is the window, 256 samples = 16 ms (``Separator.latency_s``), with no lookahead.
-:meth:`Separator.finish` feeds ``n_fft`` zeros and flushes the overlap-add so the stream's
-total output has exactly as many samples as its input.
+A stream starts with ``n_fft - hop`` zeros in the analysis buffer, so every sample is covered
+by two frames (no division by a near-zero window envelope at the start; the output of those
+zeros is dropped), and :meth:`Separator.finish` feeds ``n_fft`` zeros and flushes the
+overlap-add, so the stream's total output has exactly as many samples as its input. The
+trainer's :meth:`eventsp.train.separation.model.SeparationNet.forward` does the same.
 
 State is plain data (:class:`SepState`); one :class:`Separator` serves any number of streams.
 ``load_task(path)`` wraps it as the service's ``StreamingTask`` (task ``"separate"``): each
@@ -152,13 +155,14 @@ class Separator:
             return np.zeros((2, 0), np.float32), state.back, state.net
         feats = np.log(np.abs(spectra) + self.log_floor).astype(np.float32)
         logits, net = self.network.run(feats[:, None, :], state.net)
-        masks = 1.0 / (1.0 + np.exp(-logits[:, 0].astype(np.float64).reshape(-1, 2, n_freq)))
-        outs, back = [], []
+        z = np.clip(logits.reshape(-1, 2, n_freq), -60.0, 60.0)  # no float32 overflow
+        masks = 1.0 / (1.0 + np.exp(-z))
+        out = np.empty((2, spectra.shape[0] * self.stft.hop_length), np.float32)
+        back = []
         for k in range(2):
-            samples, st = istft_step(masks[:, k] * spectra, state.back[k], self.stft)
-            outs.append(samples)
+            out[k], st = istft_step(masks[:, k] * spectra, state.back[k], self.stft)
             back.append(st)
-        return np.stack(outs).astype(np.float32), (back[0], back[1]), net
+        return out, (back[0], back[1]), net
 
     def finish(self, state: SepState) -> tuple[np.ndarray, SepState]:
         """End of stream: the remaining samples, so the total output equals the input length."""
