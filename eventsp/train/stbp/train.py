@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -290,6 +291,7 @@ def _finish(args: argparse.Namespace, model: SpikingResNet, test: FrameSet) -> d
                 "epochs": ck.epoch + 1,
                 "simulated_mnist": args.sim,
                 "init": None if args.init is None else str(args.init),
+                "command": "python -m eventsp.train.stbp " + " ".join(sys.argv[1:]),
                 "data": "nmnist_small train split (700) + simulated MNIST saccades",
                 "split_seed": "eventsp.train.data.events.SPLIT_SEED",
             },
