@@ -6,7 +6,8 @@ output channels. The graph's ``(C, H, W)`` order is restored at Flatten and Outp
 input frame is transposed once on the way in (:func:`to_hwc`, :func:`to_chw`).
 
 Convolution is cross-correlation as in torch, with stride, zero padding and groups, from
-weights stored ``(C_in, kh, kw, out_per_group)`` at ``params[P0:]``. The event-driven path
+weights stored ``(C_in, kh, kw, out_per_group)``, kx reversed (``[c, ky, kw-1-kx]`` is tap
+``(ky, kx)``), at ``params[P0:]``. The event-driven path
 scatters one kernel patch per nonzero input pixel; the dense path gathers every output pixel.
 Both add into an output as bias, then the taps in ``(ky, kx, input channel)`` order, so they
 agree bit for bit. The path is chosen per frame from the fraction of nonzero inputs
@@ -79,12 +80,40 @@ def conv2d_step(row, params, acts, values, cnt, t):
     if nnz < SPARSE_MAX_DENSITY * x.shape[0]:
         tab = row[P2]  # (iy, ix, c) of every input index, as floats: no divisions here
         n_in = x.shape[0]
+        rows_line_up = unit_stride and groups == 1
         for k in range(nnz):
             i = idx[k]  # inputs are visited in (H, W, C) memory order
             iy = np.int64(params[tab + i])
             ix = np.int64(params[tab + n_in + i])
             c = np.int64(params[tab + 2 * n_in + i])
             v = x[i]
+            if rows_line_up:
+                # One kernel row's taps reach adjacent output pixels, whose channels are
+                # contiguous, and the patch stores kx reversed: one run of ``taps * n_o``
+                # adds per kernel row (each output still gets one add per input, as below).
+                kx_lo = max(0, ix + pw - (n_wo - 1))
+                kx_hi = min(kw - 1, ix + pw)
+                if kx_lo > kx_hi:
+                    continue
+                run = (kx_hi - kx_lo + 1) * n_o
+                for ky in range(kh):
+                    oy = iy + ph - ky
+                    if oy < 0:
+                        break
+                    if oy >= n_ho:
+                        continue
+                    ob = (oy * n_wo + ix + pw - kx_hi) * n_o
+                    wb = w0 + ((c * kh + ky) * kw + kw - 1 - kx_hi) * n_o
+                    y_run = y[ob : ob + run]
+                    w_run = params[wb : wb + run]
+                    if v == 1.0:  # a spike: v * w == w exactly, so skip the multiply
+                        for j in range(run):
+                            y_run[j] += w_run[j]
+                    else:
+                        for j in range(run):
+                            y_run[j] += v * w_run[j]
+                    effective += run
+                continue
             o0 = (c // cin_pg) * opg
             for ky in range(kh):
                 ny = iy + ph - ky  # = oy * sh for the output row this tap reaches
@@ -111,7 +140,7 @@ def conv2d_step(row, params, acts, values, cnt, t):
                     if ox >= n_wo:
                         continue
                     ob = (oy * n_wo + ox) * n_o + o0
-                    wb = w0 + ((c * kh + ky) * kw + kx) * opg
+                    wb = w0 + ((c * kh + ky) * kw + kw - 1 - kx) * opg
                     y_run = y[ob : ob + opg]  # explicit slices: calls cost more than the work
                     w_run = params[wb : wb + opg]
                     for j in range(opg):
@@ -135,7 +164,7 @@ def conv2d_step(row, params, acts, values, cnt, t):
                             if v != 0.0:
                                 effective += opg
                             o0 = ob + (c // cin_pg) * opg
-                            wb = w0 + ((c * kh + ky) * kw + kx) * opg
+                            wb = w0 + ((c * kh + ky) * kw + kw - 1 - kx) * opg
                             y_run = y[o0 : o0 + opg]
                             w_run = params[wb : wb + opg]
                             for j in range(opg):
@@ -150,6 +179,9 @@ def conv2d_step(row, params, acts, values, cnt, t):
 @jit(OP_SIGNATURE)
 def pool2d_step(row, params, acts, values, cnt, t):
     """Sum (``P0 == 0``) or average (``P0 == 1``) over ``kh x kw`` windows, no padding.
+
+    ``PH``: offset in ``params`` of the window each input falls in when windows do not
+    overlap (kernel == stride), for the event-driven path; ``-1`` otherwise.
 
     The window is summed in float32 in ``(ky, kx)`` order, then multiplied by ``1/(kh*kw)``.
     """
@@ -167,27 +199,35 @@ def pool2d_step(row, params, acts, values, cnt, t):
         # An output still sums its window in (ky, kx) order, so this equals the loop below.
         n_c = row[C]
         n_in = x.shape[0]
-        tab = row[P2]  # (iy, ix, c) of every input index, as floats
         lst = acts[row[IN2] : row[IN2] + 1 + row[N_IN]].view(np.int32)
-        for k in range(lst[0]):
-            i = lst[1 + k]
-            iy = np.int64(params[tab + i])
-            ix = np.int64(params[tab + n_in + i])
-            c = np.int64(params[tab + 2 * n_in + i])
-            v = x[i]
-            for ky in range(kh):
-                ny = iy - ky
-                if ny < 0:
-                    break
-                if ny % sh != 0 or ny // sh >= n_ho:
-                    continue
-                for kx in range(kw):
-                    nx = ix - kx
-                    if nx < 0:
+        dst = row[PH]  # kernel == stride: the output index of every input (floats), or -1
+        if dst >= 0:
+            for k in range(lst[0]):
+                i = lst[1 + k]
+                o = np.int64(params[dst + i])
+                if o >= 0:
+                    y[o] += x[i]
+        else:
+            tab = row[P2]  # (iy, ix, c) of every input index, as floats
+            for k in range(lst[0]):
+                i = lst[1 + k]
+                iy = np.int64(params[tab + i])
+                ix = np.int64(params[tab + n_in + i])
+                c = np.int64(params[tab + 2 * n_in + i])
+                v = x[i]
+                for ky in range(kh):
+                    ny = iy - ky
+                    if ny < 0:
                         break
-                    if nx % sw != 0 or nx // sw >= n_wo:
+                    if ny % sh != 0 or ny // sh >= n_ho:
                         continue
-                    y[((ny // sh) * n_wo + nx // sw) * n_c + c] += v
+                    for kx in range(kw):
+                        nx = ix - kx
+                        if nx < 0:
+                            break
+                        if nx % sw != 0 or nx // sw >= n_wo:
+                            continue
+                        y[((ny // sh) * n_wo + nx // sw) * n_c + c] += v
         if average:
             for j in range(y.shape[0]):
                 y[j] *= inv

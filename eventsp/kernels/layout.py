@@ -27,7 +27,7 @@ Columns (``-1`` where unused):
 ===========  ===============================================================================
 
 These are module constants: Numba freezes them into the kernels at compile time. Changing one
-requires touching ``eventsp/kernels/program.py`` so that its on-disk cache is rebuilt.
+requires updating ``KERNEL_SOURCES_SHA256`` in ``eventsp/kernels/program.py`` (see there).
 """
 
 from __future__ import annotations

@@ -10,8 +10,12 @@ Streams are independent: stream ``b`` reads ``xs[:, b]``, writes ``outs[:, b]`` 
 only row ``b`` of ``values``, ``acts``, ``steps`` and ``counters``, so any split of a batch
 gives the same results.
 
-Numba caches this function on disk keyed on this file only: after editing any kernel it calls
-(``dense.py``, ``conv.py``, ``neurons.py``, ``layout.py``), touch this file too.
+Numba caches these functions on disk keyed on the *contents* of this file only (a hash: touching
+the file changes nothing), yet the cached code includes the kernels they call. So this file
+records the hash of those kernel modules in :data:`KERNEL_SOURCES_SHA256`: after editing
+``dense.py``, ``conv.py``, ``neurons.py`` or ``layout.py``, set it to the value that
+``tests/runtime/test_kernel_cache.py`` prints (the test fails until then), which rebuilds the
+cache. A stale cache would silently run the old kernels.
 """
 
 from __future__ import annotations
@@ -53,6 +57,9 @@ from eventsp.kernels.neurons import (
     readout_step,
     relu_step,
 )
+
+# sha256 over dense.py, conv.py, layout.py, neurons.py (see the module docstring).
+KERNEL_SOURCES_SHA256 = "66ce738efff9f869411fc0d87f6fb0cd78c11ec038893f8be52c69db68f9fa88"
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
 OP_CALL_SIGNATURE = (

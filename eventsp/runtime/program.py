@@ -5,7 +5,8 @@ a flat ``float32`` ``params`` buffer, and the sizes of the per-stream buffers (`
 every node's output, ``values`` for state). Flatten and Identity cost nothing: their output
 is their input's slot. Spatial activations are stored ``(H, W, C)`` (see
 :mod:`eventsp.kernels.conv`); Flatten and a spatial Output put them back in ``(C, H, W)``
-order. Parameter layouts: Dense ``W.T`` (in, out); Conv2d ``(C_in, kh, kw, out/groups)``;
+order. Parameter layouts: Dense ``W.T`` (in, out); Conv2d ``(C_in, kh, kw, out/groups)``
+(kx reversed);
 CausalConv1d ``(k, in, out)``.
 """
 
@@ -133,6 +134,7 @@ def compile_graph(graph: g.Graph) -> Program:
                 P0=average,
                 P1=b.param([1.0 / (kh * kw)]),
                 P2=b.param(_hwc_table(c, h, w)),
+                PH=b.param(_pool_table(c, h, w, ho, wo, node.kernel, node.stride)),
                 KH=kh,
                 KW=kw,
                 SH=sh,
@@ -206,6 +208,17 @@ def _hwc_table(c: int, h: int, w: int) -> np.ndarray:
     return np.concatenate([iy.ravel(), ix.ravel(), ci.ravel()]).astype(np.float32)
 
 
+def _pool_table(c, h, w, ho, wo, kernel, stride) -> np.ndarray | None:
+    """For non-overlapping windows (kernel == stride): the ``(HO, WO, C)`` output index that
+    every ``(H, W, C)`` input index falls in, ``-1`` for none (floats); else no table."""
+    if tuple(kernel) != tuple(stride):
+        return None
+    iy, ix, ci = np.meshgrid(np.arange(h), np.arange(w), np.arange(c), indexing="ij")
+    oy, ox = iy // stride[0], ix // stride[1]
+    dst = np.where((oy < ho) & (ox < wo), (oy * wo + ox) * c + ci, -1)
+    return dst.ravel().astype(np.float32)
+
+
 def _chw(shape: tuple[int, ...]) -> dict[str, int]:
     """Geometry columns of a ``(C, H, W)`` shape (stored ``(H, W, C)``); none for others."""
     if len(shape) != 3:
@@ -218,12 +231,13 @@ def _conv(b: _Builder, name: str, node: g.Conv2d, shape_in, shape_out, common) -
     n_o, cin_pg, kh, kw = w.shape
     opg = n_o // node.groups
     c, h, width = shape_in
-    # Layout (C_in, kh, kw, out_per_group): input channel ci feeds W[gi*opg + ol, ci % cin_pg]
-    # with gi = ci // cin_pg its group.
+    # Layout (C_in, kh, kw, out_per_group), kx reversed: input channel ci feeds
+    # W[gi*opg + ol, ci % cin_pg] with gi = ci // cin_pg its group; patches[ci, ky, kw-1-kx]
+    # holds tap (ky, kx), so the taps of one kernel row line up with increasing output x.
     patches = np.empty((c, kh, kw, opg), np.float32)
     for ci in range(c):
         gi = ci // cin_pg
-        patches[ci] = np.transpose(w[gi * opg : (gi + 1) * opg, ci % cin_pg], (1, 2, 0))
+        patches[ci] = np.transpose(w[gi * opg : (gi + 1) * opg, ci % cin_pg], (1, 2, 0))[:, ::-1]
     b.op(
         name,
         node,
