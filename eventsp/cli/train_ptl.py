@@ -44,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--T", type=int, default=8, help="time steps per image (default: %(default)s)")
     a("--bits", type=int, nargs="*", default=[8], help="weight precision stages, e.g. 8 4 2")
     a("--fan-in", type=int, default=None, help="max incoming connections per neuron")
+    a("--no-readout-fan-in", action="store_true", help="--fan-in spares the readout layer")
     a("--batch-size", type=int, default=128)
     a("--lr", type=float, default=2e-3, help="ANN learning rate")
     a("--stage-lr", type=float, default=2e-4, help="conversion/constraint stages")
@@ -136,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
             patience=args.patience,
             bits=tuple(args.bits),
             fan_in=args.fan_in,
+            readout_fan_in=not args.no_readout_fan_in,
             epoch_samples=args.epoch_samples,
             augment=args.dataset != "mnist",
             seed=args.seed,

@@ -130,6 +130,8 @@ def test_plan_stages_is_progressive_and_validated():
         "fanin:2:64", "bits:2:8", "bits:2:4",
         "final",
     ]  # fmt: skip
+    spared = [s.name for s in plan_stages(2, bits=(4,), fan_in=8, readout_fan_in=False)]
+    assert spared == ["ann", "spike:0", "fanin:0:8", "bits:0:4", "bits:1:4", "final"]
     with pytest.raises(ValueError, match="must decrease"):
         plan_stages(3, bits=(4, 8))
     with pytest.raises(ValueError, match=r"outside 2\.\.8"):

@@ -38,9 +38,14 @@ class Stage(NamedTuple):
 
 
 def plan_stages(
-    n_layers: int, bits: tuple[int, ...] = (), fan_in: int | None = None
+    n_layers: int,
+    bits: tuple[int, ...] = (),
+    fan_in: int | None = None,
+    readout_fan_in: bool = True,
 ) -> list[Stage]:
-    """The stage list for ``n_layers`` synaptic layers (the last is the readout)."""
+    """The stage list for ``n_layers`` synaptic layers (the last is the readout).
+
+    ``readout_fan_in=False`` leaves the (non-spiking) readout's fan-in unconstrained."""
     if n_layers < 2:
         raise ValueError(f"n_layers is {n_layers}; PTL needs a hidden layer and a readout")
     for b in bits:
@@ -52,7 +57,7 @@ def plan_stages(
     for k in range(n_layers):
         if k < n_layers - 1:
             stages.append(Stage("spike", k))
-        if fan_in is not None:
+        if fan_in is not None and (readout_fan_in or k < n_layers - 1):
             stages.append(Stage("fanin", k, fan_in))
         stages.extend(Stage("bits", k, b) for b in bits)
     stages.append(Stage("final"))

@@ -42,6 +42,7 @@ class PTLConfig:
     patience: int = 2
     bits: tuple[int, ...] = ()
     fan_in: int | None = None
+    readout_fan_in: bool = True  # False: the fan-in limit spares the non-spiking readout
     epoch_samples: int | None = None  # samples per epoch after the ANN stage (None: all)
     init_ann: str | None = None  # an ann.pt of an earlier run: skip ANN pre-training
     calib_samples: int = 2000
@@ -231,7 +232,7 @@ def _quiet(*_args: Any, **_kwargs: Any) -> None:
 def _train(config, splits, run_dir, env, resume, log) -> TandemNet:
     loop.seed_everything(config.seed)
     model = build(config.arch, splits.shape, config.T, len(splits.labels)).to(env.device)
-    stages = plan_stages(len(model.layers), config.bits, config.fan_in)
+    stages = plan_stages(len(model.layers), config.bits, config.fan_in, config.readout_fan_in)
     calib_x = splits.x_train[: config.calib_samples]
     metrics = loop.MetricsLog(run_dir, enabled=env.is_main, resume=resume)
     start, sched_state, epoch = 0, None, 0
