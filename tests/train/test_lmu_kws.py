@@ -57,3 +57,17 @@ def test_tiny_training_run_exports_a_working_keyword_model(data_root, tmp_path):
     result = spotter.classify(np.zeros(16000, np.float32))
     assert result.label in KWS_LABELS
     assert result.frames == 98
+
+
+@pytest.mark.slow
+def test_measure_reports_accuracy_false_alarms_and_rtf(data_root, capsys):
+    from eventsp.train.lmu.kws_measure import main as measure
+
+    assert measure(["--data", str(data_root)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines[0]["test_clips"] > 400
+    assert 1 / 12 < lines[0]["accuracy"] <= 1.0
+    assert lines[0]["synops_per_s"] > 0
+    alarms = [line["false_alarms"] for line in lines[1:4]]
+    assert alarms == sorted(alarms, reverse=True)  # a higher threshold never adds alarms
+    assert lines[4]["rtf_cpu"] > 0

@@ -1,0 +1,82 @@
+"""Measure a keyword-spotting model as issue 6 asks (``python -m eventsp.train.lmu.kws_measure``).
+
+    python -m eventsp.train.lmu.kws_measure [--model PATH] [--data ../shared/data]
+
+Prints JSON lines:
+
+- 12-class accuracy of the whole-clip answer on the TEST speakers (never used for training or
+  model selection) and the runtime's effective synaptic operations per second of audio;
+- false alarms per hour, at several thresholds, on one continuous stream of every
+  ``_unknown_`` (non-keyword words) and ``_silence_`` clip of the validation and test speakers;
+- the real-time factor of the whole streaming path (log-mel, network, smoothing, events) at
+  10 ms hops (160-sample chunks), as wall and process CPU time over 20 s of audio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from eventsp.apps.kws import KeywordSpotter, KWSConfig, speaker_of, speaker_split
+from eventsp.audio import read_audio
+from eventsp.train.lmu.kws import KWS_LABELS
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m eventsp.train.lmu.kws_measure")
+    parser.add_argument("--model", type=Path, default=None, help="default: the bundled model")
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    args = parser.parse_args(argv)
+    spotter = KeywordSpotter(args.model)
+    rate = spotter.sample_rate
+    root = args.data / "speech" / "speech_commands_v2_test_dev"
+    correct = total = 0
+    synops = seconds = 0.0
+    negatives = []
+    for index, label in enumerate(KWS_LABELS):
+        for path in sorted((root / label).glob("*.flac")):
+            split = speaker_split(speaker_of(path))
+            if split == "train":
+                continue
+            signal, _ = read_audio(path, rate)
+            if label in ("_unknown_", "_silence_"):
+                negatives.append(signal)
+            if split != "test":
+                continue
+            result = spotter.classify(signal)
+            correct += KWS_LABELS.index(result.label) == index
+            total += 1
+            synops += result.synops
+            seconds += len(signal) / rate
+    print(
+        json.dumps(
+            {"test_clips": total, "accuracy": correct / total, "synops_per_s": synops / seconds}
+        )
+    )
+    stream = np.concatenate(negatives)
+    hours = len(stream) / rate / 3600
+    for threshold in (0.6, 0.8, 0.9):
+        detector = KeywordSpotter(args.model, KWSConfig(threshold=threshold, release=0.4))
+        events, _ = detector.stream(stream[i : i + 1600] for i in range(0, len(stream), 1600))
+        record = {"threshold": threshold, "stream_s": len(stream) / rate}
+        record |= {"false_alarms": len(events), "false_alarms_per_hour": len(events) / hours}
+        print(json.dumps(record))
+    audio = stream[: 20 * rate]
+    spotter.step(audio[:1600], spotter.init_state())  # warm the kernels
+    state = spotter.init_state()
+    wall, cpu = time.perf_counter(), time.process_time()
+    for i in range(0, len(audio), 160):
+        _, _, state = spotter.step(audio[i : i + 160], state)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    duration = len(audio) / rate
+    print(json.dumps({"rtf_wall": wall / duration, "rtf_cpu": cpu / duration, "audio_s": duration}))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
