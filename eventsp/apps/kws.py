@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from eventsp._jit import jit
 from eventsp.audio import LogMelConfig, init_logmel_state, logmel_step
 from eventsp.model.format import load_model
 from eventsp.runtime import Network
@@ -125,20 +126,94 @@ class KWSState(NamedTuple):
     """One stream: front-end and network states, the posterior ring and the open event.
 
     ring: ``(smooth_frames, classes)`` float64 last posteriors (zeros before the first);
-    total: ``(classes,)`` their running sum; frames: int64 count so far;
-    open_class: int64, -1 when no event is open; open_frame: int64; peak: float64 score;
-    last: ``(classes,)`` float64 last posterior.
+    total: ``(classes,)`` float64 their running sum; counters: int64 ``[frames so far,
+    open event's class (-1: none), its first frame]``; peak: float64 ``[open event's peak]``;
+    last: ``(classes,)`` float64 last posterior. ``step`` updates the arrays in place.
     """
 
     front: Any
     net: Any
     ring: np.ndarray
     total: np.ndarray
-    frames: np.ndarray
-    open_class: np.ndarray
-    open_frame: np.ndarray
+    counters: np.ndarray
     peak: np.ndarray
     last: np.ndarray
+
+
+_KERNEL_SIGNATURE = (
+    "void(float32[:, ::1], float64[:, ::1], float64[::1], int64[::1], float64[::1], "
+    "boolean[::1], float64, float64, float64[:, ::1], float64[:, ::1], int64[::1], float64[::1])"
+)
+
+
+@jit(_KERNEL_SIGNATURE)
+def _posterior_events(
+    logits,
+    ring,
+    total,
+    counters,
+    peak,
+    keywords,
+    threshold,
+    release,
+    smoothed,
+    found,
+    n_found,
+    last,
+):  # pragma: no cover - compiled
+    """Softmax, moving average and the event rule (module docstring) for ``n`` frames.
+
+    Writes ``smoothed (n, C)``, closed events as rows ``[class, first, last, peak]`` of
+    ``found`` (``n_found[0]`` of them), and updates ``ring``, ``total``, ``counters``,
+    ``peak`` and ``last`` in place.
+    """
+    n, C = logits.shape
+    W = ring.shape[0]
+    frames, open_class, open_frame = counters[0], counters[1], counters[2]
+    top_peak = peak[0]
+    k = 0
+    for i in range(n):
+        zmax = np.float64(logits[i, 0])
+        for c in range(1, C):
+            zmax = max(zmax, np.float64(logits[i, c]))
+        norm = 0.0
+        for c in range(C):
+            last[c] = np.exp(np.float64(logits[i, c]) - zmax)
+            norm += last[c]
+        slot = frames % W
+        filled = min(frames + 1, W)
+        top = 0
+        score = -1.0
+        for c in range(C):
+            p = last[c] / norm
+            last[c] = p
+            total[c] += p - ring[slot, c]
+            ring[slot, c] = p
+            s = total[c] / filled
+            smoothed[i, c] = s
+            if s > score:
+                score = s
+                top = c
+        if open_class >= 0:
+            if top == open_class and score >= release:
+                top_peak = max(top_peak, score)
+            else:
+                found[k, 0] = open_class
+                found[k, 1] = open_frame
+                found[k, 2] = frames
+                found[k, 3] = top_peak
+                k += 1
+                open_class = -1
+        if open_class < 0 and keywords[top] and score >= threshold:
+            open_class = top
+            open_frame = frames
+            top_peak = score
+        frames += 1
+    counters[0] = frames
+    counters[1] = open_class
+    counters[2] = open_frame
+    peak[0] = top_peak
+    n_found[0] = k
 
 
 class KeywordSpotter:
@@ -166,7 +241,7 @@ class KeywordSpotter:
         self.labels: tuple[str, ...] = tuple(meta["labels"])
         self.network = Network(model.graph)
         self.config = config or KWSConfig()
-        self.keywords = np.array([label not in NON_KEYWORDS for label in self.labels])
+        self.keywords = np.array([label not in NON_KEYWORDS for label in self.labels], np.bool_)
         self.hop_s = self.front.hop_length / self.front.sample_rate
         self.window_s = float(meta.get("lmu", {}).get("theta", 0.0)) * self.hop_s
 
@@ -181,10 +256,8 @@ class KeywordSpotter:
             self.network.init_state(batch=1),
             np.zeros((self.config.smooth_frames, n)),
             np.zeros(n),
-            np.zeros((), np.int64),
-            np.full((), -1, np.int64),
-            np.zeros((), np.int64),
-            np.zeros(()),
+            np.array([0, -1, 0], np.int64),
+            np.zeros(1),
             np.full(n, 1.0 / n),
         )
 
@@ -207,66 +280,48 @@ class KeywordSpotter:
         """Feed samples (1-D, at ``sample_rate``): ``(closed events, posteriors, state)``.
 
         ``posteriors`` ``(frames, classes)`` are the smoothed posteriors of the frames this
-        chunk completed. The caller's state is not modified except the network's arrays.
+        chunk completed. Like the runtime's ``step``, this updates ``state``'s arrays in place
+        and returns it (with the new front-end state).
         """
         feats, front = logmel_step(np.asarray(chunk, np.float32), state.front, self.front)
-        n_classes = len(self.labels)
         net_state = state.net
         if len(feats):
             outs, net_state = self.network.run(feats[:, None, :], net_state)
-            z = outs[:, 0].astype(np.float64)
-            p = np.exp(z - z.max(axis=1, keepdims=True))
-            p /= p.sum(axis=1, keepdims=True)
+            logits = np.ascontiguousarray(outs[:, 0], dtype=np.float32)
         else:
-            p = np.empty((0, n_classes))
-        ring = state.ring.copy()
-        total = state.total.copy()
-        frames = int(state.frames)
-        open_class, open_frame = int(state.open_class), int(state.open_frame)
-        peak = float(state.peak)
-        last = p[-1] if len(p) else state.last
-        events: list[KeywordEvent] = []
-        smoothed = np.empty((len(p), n_classes))
+            logits = np.empty((0, len(self.labels)), np.float32)
+        smoothed = np.empty((len(logits), len(self.labels)))
+        found = np.empty((len(logits), 4))
+        n_found = np.zeros(1, np.int64)
         cfg = self.config
-        width = cfg.smooth_frames
-        for i in range(len(p)):
-            slot = frames % width
-            total += p[i] - ring[slot]  # running sum of the last `width` posteriors
-            ring[slot] = p[i]
-            s = total / min(frames + 1, width)
-            smoothed[i] = s
-            top = int(s.argmax())
-            score = float(s[top])
-            if open_class >= 0:
-                if top == open_class and score >= cfg.release:
-                    peak = max(peak, score)
-                else:
-                    events.append(self._event(open_class, open_frame, frames, peak))
-                    open_class = -1
-            if open_class < 0 and self.keywords[top] and score >= cfg.threshold:
-                open_class, open_frame, peak = top, frames, score
-            frames += 1
-        new = KWSState(
-            front,
-            net_state,
-            ring,
-            total,
-            np.array(frames, np.int64),
-            np.array(open_class, np.int64),
-            np.array(open_frame, np.int64),
-            np.array(peak),
-            last,
+        _posterior_events(
+            logits,
+            state.ring,
+            state.total,
+            state.counters,
+            state.peak,
+            self.keywords,
+            cfg.threshold,
+            cfg.release,
+            smoothed,
+            found,
+            n_found,
+            state.last,
         )
-        return events, smoothed, new
+        events = [
+            self._event(int(c), int(first), int(last), peak)
+            for c, first, last, peak in found[: n_found[0]]
+        ]
+        return events, smoothed, state._replace(front=front, net=net_state)
 
     def finish(self, state: KWSState) -> tuple[list[KeywordEvent], KWSState]:
         """Close the open event at the end of the stream."""
-        if int(state.open_class) < 0:
+        frames, open_class, open_frame = (int(v) for v in state.counters)
+        if open_class < 0:
             return [], state
-        event = self._event(
-            int(state.open_class), int(state.open_frame), int(state.frames) - 1, float(state.peak)
-        )
-        return [event], state._replace(open_class=np.array(-1, np.int64))
+        event = self._event(open_class, open_frame, frames - 1, float(state.peak[0]))
+        state.counters[1] = -1
+        return [event], state
 
     def stream(self, chunks: Iterable[np.ndarray]) -> tuple[list[KeywordEvent], KWSState]:
         """All events of a stream of chunks, and the final state."""
@@ -294,4 +349,4 @@ class KeywordSpotter:
         else:
             top = int(state.last.argmax())
             label, score = self.labels[top], float(state.last[top])
-        return ClipResult(label, score, tuple(events), int(state.frames), synops)
+        return ClipResult(label, score, tuple(events), int(state.counters[0]), synops)
