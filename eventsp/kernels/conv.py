@@ -64,10 +64,19 @@ def conv2d_step(row, params, acts, values, cnt, t):
     b_off = row[P1]
     b_run = params[max(b_off, 0) : max(b_off, 0) + n_o]
     if b_off >= 0:
-        for p in range(n_ho * n_wo):
-            y_run = y[p * n_o : (p + 1) * n_o]
-            for j in range(n_o):
-                y_run[j] = b_run[j]
+        # The bias in the first pixel, then copies of the filled part doubling in length:
+        # long contiguous copies instead of one short loop per pixel.
+        for j in range(n_o):
+            y[j] = b_run[j]
+        filled = n_o
+        total = y.shape[0]
+        while filled < total:
+            m = min(filled, total - filled)
+            src = y[:m]
+            dst = y[filled : filled + m]
+            for j in range(m):
+                dst[j] = src[j]
+            filled += m
     else:
         for j in range(y.shape[0]):
             y[j] = 0.0

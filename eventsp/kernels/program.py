@@ -59,7 +59,7 @@ from eventsp.kernels.neurons import (
 )
 
 # sha256 over dense.py, conv.py, layout.py, neurons.py (see the module docstring).
-KERNEL_SOURCES_SHA256 = "66ce738efff9f869411fc0d87f6fb0cd78c11ec038893f8be52c69db68f9fa88"
+KERNEL_SOURCES_SHA256 = "8d61f7210aa439f360bc43abb4811e8ed4768c673717694c3f375fc7cdfc3610"
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
 OP_CALL_SIGNATURE = (
