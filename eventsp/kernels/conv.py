@@ -115,12 +115,8 @@ def conv2d_step(row, params, acts, values, cnt, t):
                     wb = w0 + ((c * kh + ky) * kw + kw - 1 - kx_hi) * n_o
                     y_run = y[ob : ob + run]
                     w_run = params[wb : wb + run]
-                    if v == 1.0:  # a spike: v * w == w exactly, so skip the multiply
-                        for j in range(run):
-                            y_run[j] += w_run[j]
-                    else:
-                        for j in range(run):
-                            y_run[j] += v * w_run[j]
+                    for j in range(run):
+                        y_run[j] += v * w_run[j]
                     effective += run
                 continue
             o0 = (c // cin_pg) * opg

@@ -59,7 +59,7 @@ from eventsp.kernels.neurons import (
 )
 
 # sha256 over dense.py, conv.py, layout.py, neurons.py (see the module docstring).
-KERNEL_SOURCES_SHA256 = "8d61f7210aa439f360bc43abb4811e8ed4768c673717694c3f375fc7cdfc3610"
+KERNEL_SOURCES_SHA256 = "67438eab2b7f819f669a4acc5e787ad4386fcca97b05a086394cdf6fa81cfc8a"
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
 OP_CALL_SIGNATURE = (
