@@ -105,6 +105,8 @@ class Network:
             f = self.fixed
             self._rows = tuple(zip(f.op_names, f.op_kinds, f.op_sizes, strict=True))
             self._n_rows, self._n_values, self._n_acts = len(f.op_names), f.n_values, f.n_acts
+        self._code, self._params = self.program.code, self.program.params
+        self._n_in, self._n_out = self.program.n_in, self.program.n_out
         self._flat_input = len(self.input_shape) == 1
         self._flat_output = len(self.output_shape) == 1
         self.parameter_bytes = int(
@@ -177,14 +179,13 @@ class Network:
         Returns the output ``(batch, *output_shape)`` float32 and ``state`` (updated in place).
         Other dtypes and layouts are converted (slower); the shapes are checked in the kernel.
         """
-        p = self.program
         if self.fixed is not None:
             return self._step_slowly(x, state)
-        try:
+        try:  # the fast path: attributes cached in __init__, every check in the kernel
             batch = x.shape[0]
-            out = np.empty((batch, p.n_out), np.float32)
-            flat = x if self._flat_input else x.reshape(batch, p.n_in)
-            status = execute_step(p.code, p.params, flat, out, *state)
+            out = np.empty((batch, self._n_out), np.float32)
+            flat = x if self._flat_input else x.reshape(batch, self._n_in)
+            status = execute_step(self._code, self._params, flat, out, *state)
         except (TypeError, AttributeError, ValueError, IndexError):
             return self._step_slowly(x, state)
         if status != OK:
