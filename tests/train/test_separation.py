@@ -59,6 +59,20 @@ def test_mixture_is_the_sum_of_two_speakers(splits):
         MixConfig(max_offset=-1)
 
 
+def test_noise_is_added_at_the_asked_snr(splits, data_root):
+    from eventsp.train.data.mixtures import list_noise
+
+    clips = load_clips(splits["test"][:30])
+    noise = load_clips(list_noise(data_root)[:3]).audio
+    assert noise.shape[0] == 3
+    config = MixConfig(noise_snr_db=(10.0, 10.0))
+    mix = make_mixture(np.random.default_rng(2), clips, config, noise)
+    residual = mix.mixture - mix.sources.sum(axis=0)
+    speech = mix.sources.sum(axis=0)
+    snr = 10 * np.log10(np.mean(speech**2) / np.mean(residual**2))
+    assert snr == pytest.approx(10.0, abs=0.1)
+
+
 def test_stft_overlap_add_reconstructs(rng):
     x = torch.from_numpy(rng.standard_normal((2, 4096)))
     y = overlap_add(stft_frames(x, 256, 128), 256, 128)

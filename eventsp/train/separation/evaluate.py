@@ -166,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chunk", type=int, default=128)
     p.add_argument("--no-quality", action="store_true", help="skip PESQ and STOI")
     args = p.parse_args(argv)
+    import numba
+
+    numba.set_num_threads(1)  # the real-time factor is for one core
     separator = Separator(args.model)
     result = evaluate(
         separator, args.data, args.mixtures, args.seed, args.chunk, not args.no_quality
