@@ -90,7 +90,11 @@ def conv2d_step(row, params, acts, values, cnt, t):
         tab = row[P2]  # (iy, ix, c) of every input index, as floats: no divisions here
         n_in = x.shape[0]
         rows_line_up = unit_stride and groups == 1
+        skip = 0
         for k in range(nnz):
+            if skip > 0:  # already added with an earlier input of the same pixel
+                skip -= 1
+                continue
             i = idx[k]  # inputs are visited in (H, W, C) memory order
             iy = np.int64(params[tab + i])
             ix = np.int64(params[tab + n_in + i])
@@ -100,11 +104,29 @@ def conv2d_step(row, params, acts, values, cnt, t):
                 # One kernel row's taps reach adjacent output pixels, whose channels are
                 # contiguous, and the patch stores kx reversed: one run of ``taps * n_o``
                 # adds per kernel row (each output still gets one add per input, as below).
+                # Four inputs of the same pixel (the next channels in the list) share the
+                # run: ``y = (((y + v0 w0) + v1 w1) + v2 w2) + v3 w3`` adds them in list
+                # order, the same bit for bit as one at a time.
+                n_same = 1
+                while n_same < 4 and k + n_same < nnz:
+                    i_next = idx[k + n_same]
+                    if i_next - np.int64(params[tab + 2 * n_in + i_next]) != i - c:
+                        break
+                    n_same += 1
+                if n_same < 4:
+                    n_same = 1
+                skip = n_same - 1
                 kx_lo = max(0, ix + pw - (n_wo - 1))
                 kx_hi = min(kw - 1, ix + pw)
                 if kx_lo > kx_hi:
                     continue
                 run = (kx_hi - kx_lo + 1) * n_o
+                if n_same == 4:
+                    i1, i2, i3 = idx[k + 1], idx[k + 2], idx[k + 3]
+                    v1, v2, v3 = x[i1], x[i2], x[i3]
+                    c1 = np.int64(params[tab + 2 * n_in + i1])
+                    c2 = np.int64(params[tab + 2 * n_in + i2])
+                    c3 = np.int64(params[tab + 2 * n_in + i3])
                 for ky in range(kh):
                     oy = iy + ph - ky
                     if oy < 0:
@@ -112,12 +134,25 @@ def conv2d_step(row, params, acts, values, cnt, t):
                     if oy >= n_ho:
                         continue
                     ob = (oy * n_wo + ix + pw - kx_hi) * n_o
-                    wb = w0 + ((c * kh + ky) * kw + kw - 1 - kx_hi) * n_o
+                    tap = (ky * kw + kw - 1 - kx_hi) * n_o
                     y_run = y[ob : ob + run]
+                    wb = w0 + c * kh * kw * n_o + tap
                     w_run = params[wb : wb + run]
-                    for j in range(run):
-                        y_run[j] += v * w_run[j]
-                    effective += run
+                    if n_same == 4:
+                        wb1 = w0 + c1 * kh * kw * n_o + tap
+                        wb2 = w0 + c2 * kh * kw * n_o + tap
+                        wb3 = w0 + c3 * kh * kw * n_o + tap
+                        w1_run = params[wb1 : wb1 + run]
+                        w2_run = params[wb2 : wb2 + run]
+                        w3_run = params[wb3 : wb3 + run]
+                        for j in range(run):
+                            y_run[j] = (
+                                ((y_run[j] + v * w_run[j]) + v1 * w1_run[j]) + v2 * w2_run[j]
+                            ) + v3 * w3_run[j]
+                    else:
+                        for j in range(run):
+                            y_run[j] += v * w_run[j]
+                    effective += run * n_same
                 continue
             o0 = (c // cin_pg) * opg
             for ky in range(kh):

@@ -59,7 +59,7 @@ from eventsp.kernels.neurons import (
 )
 
 # sha256 over dense.py, conv.py, layout.py, neurons.py (see the module docstring).
-KERNEL_SOURCES_SHA256 = "67438eab2b7f819f669a4acc5e787ad4386fcca97b05a086394cdf6fa81cfc8a"
+KERNEL_SOURCES_SHA256 = "482693e680aaee77ad4e750aa2ef88f97f4057b01432d3252c2b99089742bda3"
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
 OP_CALL_SIGNATURE = (
