@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("checkpoint", type=Path)
     p.add_argument("out", type=Path)
     p.add_argument("--hidden", type=int, default=192)
-    p.add_argument("--dilations", default="1,2,4,8,16")
+    p.add_argument("--dilations", default="1,2,4,8,16,32")
     p.add_argument("--dt", type=float, default=8.0)
     p.add_argument("--ann", action="store_true", help="export without spiking neurons")
     p.add_argument("--metadata", default="{}", help="JSON merged into the metadata")
