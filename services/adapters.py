@@ -281,7 +281,9 @@ class KeywordSpotterTask:
         events, kws_state = self.spotter.finish(kws_state)
         for event in events:
             best = event if best is None or event.score > best.score else best
-        t_s = int(kws_state.frames) * self.spotter.hop_s
+        from eventsp.apps.kws import frames_seen
+
+        t_s = frames_seen(kws_state) * self.spotter.hop_s
         scores = tuple(float(p) for p in kws_state.last)
         if best is not None:
             index = self.info.labels.index(best.keyword)
@@ -328,7 +330,11 @@ def task_from_file(path: Path) -> StreamingTask:
     if task in ("kws", "separate"):
         app = _app_task(task, path, model.metadata)
         return app or AudioClassifierTask(path, model.graph, model.metadata)
-    raise ValueError(
+    raise UnservedTaskError(
         f"{path}: metadata task is {task!r}; the service serves 'kws', 'separate' and "
         "'classify-events' models; move other models out of the models folder"
     )
+
+
+class UnservedTaskError(ValueError):
+    """A valid model whose task has no streaming RPC (e.g. ``classify-images``)."""

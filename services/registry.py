@@ -26,10 +26,21 @@ def bundled_models_dir() -> Path:
 
 
 def load_tasks(folder: Path) -> list[StreamingTask]:
-    """One task per ``*.esp`` file in ``folder`` (sorted by name)."""
-    from eventsp.services.adapters import task_from_file
+    """One task per ``*.esp`` file in ``folder`` (sorted by name).
 
-    return [task_from_file(path) for path in sorted(Path(folder).glob("*.esp"))]
+    Models of tasks that have no streaming RPC (``classify-images``, say: the bundled folder
+    holds one for ``eventsp classify-images``) are skipped with a log line; any other problem
+    with a file stops the server, naming the file.
+    """
+    from eventsp.services.adapters import UnservedTaskError, task_from_file
+
+    tasks = []
+    for path in sorted(Path(folder).glob("*.esp")):
+        try:
+            tasks.append(task_from_file(path))
+        except UnservedTaskError as exc:
+            log.warning("model not served", extra={"event": "model_skipped", "reason": str(exc)})
+    return tasks
 
 
 class ModelRegistry:

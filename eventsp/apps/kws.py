@@ -140,6 +140,11 @@ class KWSState(NamedTuple):
     last: np.ndarray
 
 
+def frames_seen(state: KWSState) -> int:
+    """Log-mel frames the stream has consumed so far (time = frames * hop)."""
+    return int(state.counters[0])
+
+
 _KERNEL_SIGNATURE = (
     "void(float32[:, ::1], float64[:, ::1], float64[::1], int64[::1], float64[::1], "
     "boolean[::1], float64, float64, float64[:, ::1], float64[:, ::1], int64[::1], float64[::1])"
@@ -349,4 +354,4 @@ class KeywordSpotter:
         else:
             top = int(state.last.argmax())
             label, score = self.labels[top], float(state.last[top])
-        return ClipResult(label, score, tuple(events), int(state.counters[0]), synops)
+        return ClipResult(label, score, tuple(events), frames_seen(state), synops)

@@ -122,3 +122,15 @@ def test_unknown_tasks_and_bad_frontends_are_refused(tmp_path, models_dir):
     )
     with pytest.raises(ValueError, match="mfcc"):
         task_from_file(tmp_path / "mfcc.esp")
+
+
+def test_bundled_folder_serves_streaming_models_and_skips_image_models():
+    from eventsp.services.registry import ModelRegistry, bundled_models_dir
+
+    files = {p.stem: load_model(p).metadata["task"] for p in bundled_models_dir().glob("*.esp")}
+    assert "classify-images" in files.values(), "the bundled folder should hold an image model"
+    registry = ModelRegistry.from_dir(None)
+    served = {task.info.name for task in registry.tasks()}
+    expected = {name for name, task in files.items() if task != "classify-images"}
+    assert served == expected
+    assert expected, "no streaming model is bundled"
