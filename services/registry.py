@@ -39,7 +39,7 @@ def load_tasks(folder: Path) -> list[StreamingTask]:
         try:
             tasks.append(task_from_file(path))
         except UnservedTaskError as exc:
-            log.warning("model not served", extra={"event": "model_skipped", "reason": str(exc)})
+            log.warning("model not served: %s", exc, extra={"event": "model_skipped"})
     return tasks
 
 
