@@ -15,7 +15,7 @@ import numpy as np
 
 from eventsp._jit import jit
 from eventsp.audio._fft import _irfft_frame, _largest, _rfft_frame
-from eventsp.audio._kernels import _mel_log_row, _n_frames, _ola_frame
+from eventsp.audio._kernels import _keep_tail, _mel_log_row, _n_frames, _ola_frame
 
 __all__: list[str] = []
 
@@ -68,13 +68,7 @@ def _logmel_chunk(
             frame[k] = window[k] * value
         _rfft_frame(frame, perm, radices, twiddle, stage_twiddle, post, work, tmp, spectrum)
         _mel_log_row(spectrum, power, fb, lo, hi, log_offset, magnitude, out[i])
-    total = held + chunk.shape[0]
-    first = n * hop
-    kept = total - first
-    for k in range(kept):
-        j = first + k
-        tail[k] = tail[j] if j < held else chunk[j - held]
-    fill[0] = kept
+    _keep_tail(tail, fill, chunk, n * hop)
     return n
 
 
@@ -115,13 +109,7 @@ def _stft_chunk(
             value = tail[j] if j < held else chunk[j - held]
             frame[k] = window[k] * value
         _rfft_frame(frame, perm, radices, twiddle, stage_twiddle, post, work, tmp, out[i])
-    total = held + chunk.shape[0]
-    first = n * hop
-    kept = total - first
-    for k in range(kept):
-        j = first + k
-        tail[k] = tail[j] if j < held else chunk[j - held]
-    fill[0] = kept
+    _keep_tail(tail, fill, chunk, n * hop)
     return n
 
 

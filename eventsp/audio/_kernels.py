@@ -30,6 +30,27 @@ def _n_frames(fill: int, n_new: int, frame_length: int, hop: int) -> int:
 
 @jit(
     [
+        "void(float64[::1], int64[::1], float32[::1], int64)",
+        "void(float64[::1], int64[::1], float64[::1], int64)",
+    ],
+    inline="always",
+)
+def _keep_tail(tail: np.ndarray, fill: np.ndarray, chunk: np.ndarray, first: int) -> None:
+    """Keep the samples of ``tail[:fill] ++ chunk`` from index ``first`` on in ``tail``.
+
+    Called by every framing kernel once its frames are cut (``first`` = frames * hop), so the
+    next chunk continues where this one stopped; moves left only, so it works in place.
+    """
+    held = fill[0]
+    kept = held + chunk.shape[0] - first
+    for k in range(kept):
+        j = first + k
+        tail[k] = tail[j] if j < held else chunk[j - held]
+    fill[0] = kept
+
+
+@jit(
+    [
         "int64(float64[::1], int64[::1], float32[::1], int64, float64[::1], float64[:, ::1])",
         "int64(float64[::1], int64[::1], float64[::1], int64, float64[::1], float64[:, ::1])",
     ]
@@ -56,13 +77,7 @@ def _frame_chunk(
             j = start + k
             value = tail[j] if j < held else chunk[j - held]
             out[i, k] = window[k] * value
-    total = held + chunk.shape[0]
-    first = n * hop
-    kept = total - first
-    for k in range(kept):
-        j = first + k
-        tail[k] = tail[j] if j < held else chunk[j - held]
-    fill[0] = kept
+    _keep_tail(tail, fill, chunk, n * hop)
     return n
 
 
