@@ -20,10 +20,11 @@ Every trainer in ``eventsp.train`` builds on these pieces:
 - ``MetricsLog(folder)``: appends one row per call to ``metrics.csv`` and ``metrics.jsonl``
   and draws ``curves.png`` (matplotlib, Agg) with ``plot_curves``.
 
-Typical use::
+Typical use (the model lives in a function, so it is freed before ``teardown_distributed``:
+a ``DistributedDataParallel`` still alive at interpreter exit holds the gloo process group, and
+its threads can then abort the process in static destruction)::
 
-    env = setup_distributed()
-    try:
+    def train(env):
         model = wrap_ddp(Net().to(env.device), env)
         loader = make_loader(train_set, 64, env, shuffle=True, seed=0)
         for epoch in range(start, epochs):
@@ -32,6 +33,10 @@ Typical use::
                 ...
             if env.is_main:
                 save_checkpoint(run / "last.pt", model=model, optimizer=opt, epoch=epoch)
+
+    env = setup_distributed()
+    try:
+        train(env)
     finally:
         teardown_distributed(env)
 """
