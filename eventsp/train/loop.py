@@ -20,9 +20,9 @@ Every trainer in ``eventsp.train`` builds on these pieces:
 - ``MetricsLog(folder)``: appends one row per call to ``metrics.csv`` and ``metrics.jsonl``
   and draws ``curves.png`` (matplotlib, Agg) with ``plot_curves``.
 
-Typical use (the model lives in a function, so it is freed before ``teardown_distributed``:
-a ``DistributedDataParallel`` still alive at interpreter exit holds the gloo process group, and
-its threads can then abort the process in static destruction)::
+Typical use (keep the model in a function: ``teardown_distributed`` collects the dropped
+``DistributedDataParallel``, which sits in a reference cycle, while the process group is alive; one
+still alive at interpreter exit can abort the process when gloo's threads die late)::
 
     def train(env):
         model = wrap_ddp(Net().to(env.device), env)
@@ -43,7 +43,9 @@ its threads can then abort the process in static destruction)::
 
 from __future__ import annotations
 
+import atexit
 import csv
+import gc
 import json
 import math
 import os
@@ -112,12 +114,18 @@ def setup_distributed(device: str | None = None) -> DistEnv:
         dev = torch.device("cpu")
     if not dist.is_initialized():
         dist.init_process_group(backend=backend, init_method="env://")
+        # DistributedDataParallel sits in a reference cycle, so a dropped DDP model lives on
+        # until the garbage collector runs, holding the process group. Freed during interpreter
+        # finalization, the gloo group's threads abort the process ("terminate called without
+        # an active exception"); collect while the interpreter is still whole.
+        atexit.register(gc.collect)
     return DistEnv(rank=rank, world_size=world, local_rank=local_rank, device=dev, backend=backend)
 
 
 def teardown_distributed(env: DistEnv) -> None:
     """Destroy the process group made by ``setup_distributed`` (no-op for one process)."""
     if env.distributed and dist.is_initialized():
+        gc.collect()  # free DDP models dropped by the caller while the group is alive (above)
         dist.barrier()
         dist.destroy_process_group()
 

@@ -54,10 +54,10 @@ DDP_SCRIPT = textwrap.dedent(
             json.dump(result, f)
 
 
-    # As in the trainers, the DDP model lives in a function and is freed before teardown: a
-    # DistributedDataParallel still alive at interpreter exit holds the gloo process group,
-    # whose threads then die in static destruction ("terminate called without an active
-    # exception", SIGABRT in about 1 run in 10 on a loaded 2-core machine).
+    # As in the trainers, the DDP model lives in a function; teardown collects it (it sits in a
+    # reference cycle) while the group is alive. A DDP model alive at interpreter exit holds the
+    # gloo group, whose threads then die in static destruction ("terminate called without an
+    # active exception", SIGABRT in about 1 run in 10 on a loaded 2-core machine).
     env = loop.setup_distributed("cpu")
     try:
         step(env, sys.argv[1])
