@@ -19,6 +19,9 @@ WIRE_EVENT_DTYPE = np.dtype([("x", "<u2"), ("y", "<u2"), ("t", "<i8"), ("p", "u1
 SAMPLE_DTYPES = {"PCM_S16LE": np.dtype("<i2"), "PCM_F32LE": np.dtype("<f4")}
 
 
+_S16_SCALE = np.float32(1.0 / 32768.0)
+
+
 def encode_pcm(samples: np.ndarray, sample_format: str = "PCM_S16LE") -> bytes:
     """Mono samples (float in [-1, 1] or int16) -> PCM bytes in ``sample_format``."""
     if sample_format not in SAMPLE_DTYPES:
@@ -51,7 +54,7 @@ def decode_pcm(data: bytes, sample_format: str) -> np.ndarray:
         )
     raw = np.frombuffer(data, dtype=dtype)
     if sample_format == "PCM_S16LE":
-        return raw.astype(np.float32) * np.float32(1.0 / 32768.0)
+        return np.multiply(raw, _S16_SCALE, dtype=np.float32)
     samples = raw.astype(np.float32)
     if not np.isfinite(samples).all():
         bad = int(np.flatnonzero(~np.isfinite(samples))[0])

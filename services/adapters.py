@@ -255,29 +255,29 @@ class KeywordSpotterTask:
         self.close(state)
 
     def open_stream(self) -> Any:
-        return (self.spotter.init_state(), None)  # (KWSState, best event so far)
+        # (KWSState, best event so far, (synops, dense ops) counted before this chunk)
+        return (self.spotter.init_state(), None, (0.0, 0.0))
 
     @staticmethod
     def _keyword(event: Any) -> KeywordEvent:
         return KeywordEvent(event.keyword, float(event.score), event.start_s, event.end_s)
 
     def push(self, state: Any, chunk: np.ndarray) -> tuple[StepResult, Any]:
-        kws_state, best = state
-        before = _ops(kws_state.net)
+        kws_state, best, before = state
         events, _, kws_state = self.spotter.step(chunk, kws_state)
-        after = _ops(kws_state.net)
+        after = _ops(kws_state.net)  # once per chunk: the totals before it ride in the state
         for event in events:
             best = event if best is None or event.score > best.score else best
         result = StepResult(
-            keywords=tuple(self._keyword(e) for e in events),
+            keywords=tuple(self._keyword(e) for e in events) if events else (),
             synops=after[0] - before[0],
             dense_ops=after[1] - before[1],
             inputs=int(chunk.size),
         )
-        return result, (kws_state, best)
+        return result, (kws_state, best, after)
 
     def finish(self, state: Any) -> tuple[StepResult, Any]:
-        kws_state, best = state
+        kws_state, best, ops = state
         events, kws_state = self.spotter.finish(kws_state)
         for event in events:
             best = event if best is None or event.score > best.score else best
@@ -292,7 +292,7 @@ class KeywordSpotterTask:
             index = int(np.argmax(kws_state.last))
             final = Prediction(index, self.info.labels[index], scores, t_s, final=True)
         result = StepResult(keywords=tuple(self._keyword(e) for e in events), predictions=(final,))
-        return result, (kws_state, best)
+        return result, (kws_state, best, ops)
 
     def close(self, state: Any) -> None:
         """Nothing to release beyond dropping ``state`` (plain arrays)."""

@@ -19,8 +19,6 @@ class ServerConfig:
     max_streams: streaming calls held at once (RESOURCE_EXHAUSTED beyond).
     stream_deadline_s: longest a streaming call may stay open (DEADLINE_EXCEEDED after).
     idle_timeout_s: longest a stream may wait for its next message (DEADLINE_EXCEEDED after).
-    queue_chunks: requests buffered per stream between the network and the model; a full queue
-        stops reading, so HTTP/2 flow control pushes back on the client.
     max_recording_bytes: largest upload ProcessRecording accepts.
     grace_s: on SIGTERM, how long open streams may run to completion before being cancelled.
     compute_threads: run the models' ``push``/``finish`` on this many threads instead of the
@@ -39,7 +37,6 @@ class ServerConfig:
     max_streams: int = 256
     stream_deadline_s: float = 3600.0
     idle_timeout_s: float = 60.0
-    queue_chunks: int = 8
     max_recording_bytes: int = 64 * 1024 * 1024
     grace_s: float = 10.0
     compute_threads: int = 0
@@ -64,7 +61,7 @@ class ServerConfig:
             )
         if self.token is not None and not self.token.strip():
             raise ValueError("token is empty; pass a non-empty token or none to disable auth")
-        for name in ("max_message_bytes", "max_streams", "queue_chunks", "max_recording_bytes"):
+        for name in ("max_message_bytes", "max_streams", "max_recording_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} is {getattr(self, name)}; expected at least 1")
         for name in ("stream_deadline_s", "idle_timeout_s"):

@@ -20,6 +20,9 @@ from eventsp.v1 import (
     results_pb2,
 )
 
+# SampleFormat numbers -> names, looked up once (the enum wrapper's Name() is slow per chunk).
+_FORMAT_NAMES = {number: name for name, number in audio_pb2.SampleFormat.items()}
+
 
 def model_info(info: TaskInfo) -> models_pb2.ModelInfo:
     return models_pb2.ModelInfo(
@@ -51,7 +54,9 @@ def audio_samples(
         )
     if request.sample_format == audio_pb2.SAMPLE_FORMAT_UNSPECIFIED:
         raise ValueError("sample_format is unspecified; set PCM_S16LE or PCM_F32LE")
-    return decode_pcm(request.pcm, audio_pb2.SampleFormat.Name(request.sample_format))
+    return decode_pcm(
+        request.pcm, _FORMAT_NAMES.get(request.sample_format, str(request.sample_format))
+    )
 
 
 def event_records(
@@ -108,6 +113,11 @@ def keyword(k: KeywordEvent) -> results_pb2.KeywordEvent:
 def audio_response(
     sequence: int, result: StepResult, info: TaskInfo, latency_ms: float, samples_total: int
 ) -> audio_pb2.StreamAudioResponse:
+    if not (result.keywords or result.predictions) and result.tracks is None:
+        # Most chunks answer only their latency: skip the empty repeated fields.
+        return audio_pb2.StreamAudioResponse(
+            sequence=sequence, latency_ms=latency_ms, samples_total=samples_total
+        )
     response = audio_pb2.StreamAudioResponse(
         sequence=sequence,
         keywords=[keyword(k) for k in result.keywords],

@@ -3,14 +3,15 @@
 Each streaming call:
 
 1. counts itself against ``max_streams`` (RESOURCE_EXHAUSTED at the limit);
-2. reads requests into a bounded queue (``queue_chunks``); when it is full the reader stops,
-   so HTTP/2 flow control pushes back on the client (backpressure);
+2. reads each request only when it is ready for it (``_Stream``): nothing is read ahead, so
+   a request it has not taken stays in gRPC's HTTP/2 flow-control window and a slow stream
+   pushes back on its client (backpressure);
 3. picks the model from the first request, then creates the stream's state with
    ``task.open_stream()``; the state lives in this call's frame only;
 4. for each request: validate and convert (``convert``), ``task.push``, answer with the
-   chunk's latency (receipt to response);
+   chunk's latency (from the moment the handler took the request to its response);
 5. in ``finally`` (normal end, error, client gone, server stopping): ``task.close(state)``,
-   cancel the reader, uncount the stream.
+   stop the stream's deadline timer, uncount the stream.
 
 ``push``/``finish`` run on the event loop, or with ``compute_threads > 0`` on a thread pool
 (the runtime's kernels release the GIL, so heavy models use more cores and the loop stays
@@ -27,9 +28,11 @@ import contextlib
 import io
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+import grpc
 
 from eventsp.events.contract import init_order
 from eventsp.services import convert
@@ -43,55 +46,65 @@ from eventsp.v1 import models_pb2, service_pb2, service_pb2_grpc
 
 log = logging.getLogger("eventsp.services")
 
-_END = object()
+# asyncio may run a timer up to its clock resolution early.
+_TIMER_SLACK_S = 1e-3
 
 
 class _Stream:
-    """One call's bounded request queue, fed by a reader task; deadlines enforced on get()."""
+    """One call's requests, read one at a time when the handler asks for the next.
 
-    def __init__(self, requests: AsyncIterator[Any], config: ServerConfig) -> None:
-        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=config.queue_chunks)
-        self._deadline = time.monotonic() + config.stream_deadline_s
+    Nothing is read ahead: a request the handler has not asked for stays in gRPC's HTTP/2
+    flow-control window, so a slow stream pushes back on its client (backpressure). The
+    deadlines cost nothing per request: one timer per stream wakes at the earliest moment a
+    deadline could pass, re-arms itself while the stream is busy or fresh, and cancels the
+    handler only while it waits for a request (``next`` turns that into DEADLINE_EXCEEDED).
+    """
+
+    def __init__(self, read: Callable[[], Awaitable[Any]], config: ServerConfig) -> None:
+        self._read = read
+        self._idle_s = config.idle_timeout_s
         self._config = config
-        self._reader = asyncio.ensure_future(self._read(requests))
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._deadline = self._loop.time() + config.stream_deadline_s
+        self._waiting_since: float | None = None  # loop time the handler began waiting
+        self._expired: str | None = None
+        self._timer = self._loop.call_at(
+            min(self._deadline, self._loop.time() + self._idle_s), self._check
+        )
 
-    async def _read(self, requests: AsyncIterator[Any]) -> None:
-        try:
-            async for request in requests:
-                await self._queue.put((request, time.perf_counter()))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the transport failed; hand it to the handler
-            await self._queue.put(exc)
-            return
-        await self._queue.put(_END)
+    def _check(self) -> None:
+        now = self._loop.time()
+        waiting = self._waiting_since
+        if waiting is None:  # busy: only a wait can time out; look again later
+            due = min(self._deadline, now + self._idle_s) if now < self._deadline else now + 1
+        else:
+            idle_due = waiting + self._idle_s
+            due = min(self._deadline, idle_due)
+            if now >= due - _TIMER_SLACK_S and self._task is not None:
+                self._expired = (
+                    self._deadline_message() if self._deadline <= idle_due else self._idle_message()
+                )
+                self._task.cancel()
+                return
+        self._timer = self._loop.call_at(due, self._check)
 
     async def next(self) -> tuple[Any, float] | None:
         """The next (request, receipt time), or ``None`` at the end of the client's stream."""
-        if self._queue.empty():
-            remaining = self._deadline - time.monotonic()
-            if remaining <= 0:
-                raise DeadlineExceededError(self._deadline_message())
-            timeout = min(remaining, self._config.idle_timeout_s)
-            try:
-                async with asyncio.timeout(timeout):
-                    item = await self._queue.get()
-            except TimeoutError:
-                if timeout < self._config.idle_timeout_s:
-                    raise DeadlineExceededError(self._deadline_message()) from None
-                raise DeadlineExceededError(
-                    f"no message for {self._config.idle_timeout_s} s (idle_timeout_s); send "
-                    "chunks more often or close the stream"
-                ) from None
-        else:  # fast path: no timer when a request is already waiting
-            if time.monotonic() > self._deadline:
-                raise DeadlineExceededError(self._deadline_message())
-            item = self._queue.get_nowait()
-        if item is _END:
+        if self._loop.time() >= self._deadline:
+            raise DeadlineExceededError(self._deadline_message())
+        self._waiting_since = self._loop.time()
+        try:
+            request = await self._read()
+        except asyncio.CancelledError:
+            if self._expired is None or self._task is None or self._task.uncancel() > 0:
+                raise  # the call was cancelled (client gone, server stopping)
+            raise DeadlineExceededError(self._expired) from None
+        finally:
+            self._waiting_since = None
+        if request is grpc.aio.EOF:
             return None
-        if isinstance(item, Exception):
-            raise item
-        return item
+        return request, time.perf_counter()
 
     def _deadline_message(self) -> str:
         return (
@@ -99,8 +112,14 @@ class _Stream:
             "(stream_deadline_s); open a new stream to continue"
         )
 
+    def _idle_message(self) -> str:
+        return (
+            f"no message for {self._idle_s} s (idle_timeout_s); send chunks more often or "
+            "close the stream"
+        )
+
     def close(self) -> None:
-        self._reader.cancel()
+        self._timer.cancel()
 
 
 class StreamingServicer(service_pb2_grpc.StreamingServiceServicer):
@@ -127,9 +146,9 @@ class StreamingServicer(service_pb2_grpc.StreamingServiceServicer):
             self._pool.shutdown(wait=True)
 
     @contextlib.asynccontextmanager
-    async def _open(self, requests: AsyncIterator[Any], context: Any) -> AsyncIterator[_Stream]:
+    async def _open(self, context: Any) -> AsyncIterator[_Stream]:
         self.metrics.open_stream()
-        stream = _Stream(requests, self.config)
+        stream = _Stream(context.read, self.config)
         log.info("stream opened", extra={"event": "stream_open", "peer": context.peer()})
         try:
             yield stream
@@ -153,16 +172,20 @@ class StreamingServicer(service_pb2_grpc.StreamingServiceServicer):
 
     @grpc_errors
     async def StreamAudio(self, request_iterator: Any, context: Any) -> None:  # noqa: N802 (gRPC names)
-        async with self._open(request_iterator, context) as stream:
+        async with self._open(context) as stream:
             first, received = await self._first(stream, "StreamAudio")
             task = self.registry.pick(first.model, first.task, kind="audio")
             state = task.open_stream()
+            on_loop = self._pool is None
             try:
                 sequence, samples_total = 0, 0
                 request: Any = first
                 while True:
                     samples = convert.audio_samples(request, task.info, first)
-                    result, state = await self._run(task.push, state, samples)
+                    if on_loop:
+                        result, state = task.push(state, samples)
+                    else:
+                        result, state = await self._run(task.push, state, samples)
                     samples_total += samples.size
                     self.metrics.samples_total += samples.size
                     latency = self._record(result, received)
@@ -186,16 +209,20 @@ class StreamingServicer(service_pb2_grpc.StreamingServiceServicer):
 
     @grpc_errors
     async def StreamEvents(self, request_iterator: Any, context: Any) -> None:  # noqa: N802 (gRPC names)
-        async with self._open(request_iterator, context) as stream:
+        async with self._open(context) as stream:
             first, received = await self._first(stream, "StreamEvents")
             task = self.registry.pick(first.model, "classify-events", kind="events")
             state = task.open_stream()
+            on_loop = self._pool is None
             try:
                 sequence, order = 0, init_order()
                 request: Any = first
                 while True:
                     events, order = convert.event_records(request, task.info, order)
-                    result, state = await self._run(task.push, state, events)
+                    if on_loop:
+                        result, state = task.push(state, events)
+                    else:
+                        result, state = await self._run(task.push, state, events)
                     total, dropped = int(order.passed), int(order.late)
                     self.metrics.events_total += events.size
                     latency = self._record(result, received)
@@ -218,7 +245,7 @@ class StreamingServicer(service_pb2_grpc.StreamingServiceServicer):
 
     @grpc_errors
     async def ProcessRecording(self, request_iterator: Any, context: Any) -> Any:  # noqa: N802 (gRPC names)
-        async with self._open(request_iterator, context) as stream:
+        async with self._open(context) as stream:
             first, _ = await self._first(stream, "ProcessRecording")
             buffer = io.BytesIO()
             item: Any = (first, 0.0)

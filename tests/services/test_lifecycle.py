@@ -10,11 +10,13 @@ import subprocess
 import sys
 import time
 
+import grpc
 import numpy as np
 import pytest
 
 from eventsp.clients.client import Client
 from eventsp.services.config import ServerConfig
+from eventsp.services.errors import DeadlineExceededError
 from eventsp.services.logs import JsonFormatter, configure_logging
 from eventsp.services.servicer import _Stream
 
@@ -108,27 +110,57 @@ def test_shutdown_drains_open_streams_then_cancels_the_rest(
     assert audio_task.live == 0
 
 
-def test_bounded_queue_pushes_back_on_the_sender():
+def test_stream_reads_only_when_asked_so_a_slow_stream_pushes_back():
     pulled = 0
 
-    async def requests():
+    async def read():
         nonlocal pulled
-        for i in range(100):
-            pulled += 1
-            yield i
+        pulled += 1
+        return pulled - 1 if pulled <= 10 else grpc.aio.EOF
 
     async def scenario():
-        stream = _Stream(requests(), ServerConfig(queue_chunks=3))
+        stream = _Stream(read, ServerConfig())
         await asyncio.sleep(0.05)
         held_back = pulled
         got = [(await stream.next())[0] for _ in range(10)]
+        after_ten = pulled
+        end = await stream.next()
         stream.close()
-        return held_back, got
+        return held_back, got, after_ten, end
 
-    held_back, got = asyncio.run(scenario())
-    # The reader holds at most queue_chunks in the queue plus one waiting to be put.
-    assert held_back <= 4
+    held_back, got, after_ten, end = asyncio.run(scenario())
+    # Nothing is read ahead: unread requests stay in gRPC's flow-control window.
+    assert held_back == 0
     assert got == list(range(10))
+    assert after_ten == 10
+    assert end is None
+
+
+def test_stream_deadlines_cancel_only_a_wait_for_a_request():
+    async def never():
+        await asyncio.sleep(3600)
+
+    async def busy_then_wait(stream):
+        # Busy (not waiting) for longer than idle_timeout_s: that is not idle.
+        await asyncio.sleep(0.25)
+        with pytest.raises(DeadlineExceededError, match="idle_timeout_s"):
+            await stream.next()
+        return time.monotonic()
+
+    async def scenario():
+        stream = _Stream(never, ServerConfig(idle_timeout_s=0.1))
+        start = time.monotonic()
+        ended = await busy_then_wait(stream)
+        stream.close()
+        total = _Stream(never, ServerConfig(stream_deadline_s=0.15, idle_timeout_s=10))
+        with pytest.raises(DeadlineExceededError, match="stream_deadline_s"):
+            await total.next()
+        total.close()
+        return ended - start, asyncio.current_task().cancelling()
+
+    waited_s, cancelling = asyncio.run(scenario())
+    assert 0.3 <= waited_s < 2.0  # 0.25 s busy, then 0.1 s idle
+    assert cancelling == 0  # the deadline's cancellation was consumed, not leaked
 
 
 def test_logs_are_json_lines_with_fields_and_tracebacks():
