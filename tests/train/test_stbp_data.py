@@ -8,12 +8,14 @@ import pytest
 from eventsp.apps.classify_events import recording_frames
 from eventsp.events import EVENT_DTYPE, read_events
 from eventsp.train.data.events import (
+    SIM_VAL_SEED,
     FrameSet,
     SaccadeConfig,
     load_recordings,
     nmnist_small_split,
     simulate_saccades,
     simulated_mnist_frames,
+    simulated_validation,
     tonic_dataset,
 )
 
@@ -97,6 +99,29 @@ def test_simulated_frames_match_recording_frames():
     expected = recording_frames(events, (34, 34, 2), 30_000, 10)
     np.testing.assert_array_equal(data.frames[0], np.minimum(expected, 255))
     assert data.labels.tolist() == [1, 7]
+
+
+def test_simulated_validation_uses_mnist_test_digits_only(data_root):
+    mnist = data_root / "mnist" / "mnist.npz"
+    a = simulated_validation(mnist, 3, 30_000, 10)
+    b = simulated_validation(mnist, 3, 30_000, 10)
+    np.testing.assert_array_equal(a.frames, b.frames)
+    assert a.frames.shape == (3, 10, 2, 34, 34)
+    assert a.frames.sum() > 1000
+    z = np.load(mnist, allow_pickle=False)
+    np.testing.assert_array_equal(a.labels, z["y_test"][:3])
+    ref = simulated_mnist_frames(z["x_test"][:3], z["y_test"][:3], 30_000, 10, seed=SIM_VAL_SEED)
+    np.testing.assert_array_equal(a.frames, ref.frames)
+    # Not the training digits: those are x_train[1000:] (and x_train[:1000] are real).
+    train_like = simulated_mnist_frames(
+        z["x_train"][1000:1003], z["y_train"][1000:1003], 30_000, 10
+    )
+    assert not np.array_equal(a.frames, train_like.frames)
+    assert all(name.startswith("mnist-test-sim-") for name in a.names)
+    with pytest.raises(ValueError, match="n=0"):
+        simulated_validation(mnist, 0, 30_000, 10)
+    with pytest.raises(FileNotFoundError, match=r"mnist\.npz"):
+        simulated_validation(data_root / "nowhere" / "mnist.npz", 3, 30_000, 10)
 
 
 @pytest.mark.parametrize("bad", [{"threshold": 0.0}, {"dt_us": 0}, {"vertices": ((0.0, 0.0),)}])

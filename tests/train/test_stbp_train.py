@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch")
 from eventsp.model.format import load_model  # noqa: E402
 from eventsp.runtime import Network  # noqa: E402
 from eventsp.train.stbp.train import main  # noqa: E402
+from eventsp.train.stbp.validate import main as validate_main  # noqa: E402
 
 from support import REPO_ROOT  # noqa: E402
 
@@ -54,6 +55,22 @@ def test_train_resume_and_export(data_root, tmp_path, capsys):
     assert out.shape == (10, 1, 10)
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["model"] == str(run / "model.esp")
+    # Selection score: mean of the real-split and simulated MNIST-test accuracies.
+    for r in rows:
+        assert r["val_acc"] == pytest.approx((r["val_real_acc"] + r["val_sim_acc"]) / 2)
+    assert (run / "cache" / "valsim24_T10_w30000.npz").is_file()  # --limit caps --val-sim
+    assert meta["accuracy"]["n_val_real"] == 24
+    assert meta["accuracy"]["n_val_sim"] == 24
+    # Ranking checkpoints on validation only gives the logged figures of the same weights.
+    cache = tmp_path / "val"
+    args = ["--arch", "tiny", "--data", str(data_root), "--val-sim", "24", "--cache", str(cache)]
+    assert validate_main([str(run / "last.pt"), str(run / "best.pt"), *args]) == 0
+    ranked = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert [r["val_acc"] for r in ranked] == sorted((r["val_acc"] for r in ranked), reverse=True)
+    last = next(r for r in ranked if r["checkpoint"].endswith("last.pt"))
+    assert last["val_sim_acc"] == pytest.approx(rows[-1]["val_sim_acc"])
+    with pytest.raises(SystemExit):
+        validate_main([str(run / "missing.pt"), *args])
 
 
 @pytest.mark.slow

@@ -12,6 +12,14 @@ are permuted with ``np.random.default_rng(SPLIT_SEED)`` (file order as listed in
 selection), the next 100 the VALIDATION split (model selection), the other 700 the TRAINING
 split. :func:`nmnist_small_split` returns them.
 
+Validation for model selection is that real split PLUS simulated recordings of MNIST *test*
+images (:func:`simulated_validation`: ``x_test[:n]`` of ``mnist.npz``, simulator seed
+``SIM_VAL_SEED``). No trainer ever simulates a test image (training digits are
+``x_train[1000:]``; ``x_train[:1000]`` are the real recordings), so both parts are disjoint from
+every training set, and the held-out real test split stays out of selection. The real part
+cannot grow without retraining from scratch: every run so far (and each fine-tune of one) has
+trained on the 700 real training recordings.
+
 Simulator (:func:`simulate_saccades`): the digit (28x28, intensities ``I`` in [0, 1]) is
 drawn on a 34x34 screen (``I_bg = 0``) and moved along three saccades of 100 ms each
 (a triangle, as the ATIS camera moved over the screen in N-MNIST, Orchard et al. 2015), with a
@@ -37,6 +45,7 @@ from eventsp.events import EVENT_DTYPE, read_events
 
 __all__ = [
     "NMNIST_SENSOR",
+    "SIM_VAL_SEED",
     "SPLIT_SEED",
     "FrameSet",
     "SaccadeConfig",
@@ -44,12 +53,14 @@ __all__ = [
     "nmnist_small_split",
     "simulate_saccades",
     "simulated_mnist_frames",
+    "simulated_validation",
     "tonic_dataset",
 ]
 
 NMNIST_SENSOR = (34, 34, 2)
 SPLIT_SEED = 20261122
 SPLIT_SIZES = {"test": 200, "val": 100}
+SIM_VAL_SEED = 7_000_001
 
 
 @dataclass(frozen=True)
@@ -227,6 +238,25 @@ def simulated_mnist_frames(
         frames[i] = np.minimum(f, 255).astype(np.uint8)
     names = tuple(f"mnist-sim-{i}" for i in range(len(images)))
     return FrameSet(frames, np.asarray(labels, dtype=np.int64), names)
+
+
+def simulated_validation(
+    mnist: str | os.PathLike, n: int, window_us: int, time_steps: int
+) -> FrameSet:
+    """Simulated validation recordings of the first ``n`` MNIST TEST digits (module docstring).
+
+    ``mnist``: the ``mnist.npz`` file (keys ``x_test``, ``y_test``).
+    """
+    path = Path(mnist)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; pass ../shared/data/mnist/mnist.npz")
+    z = np.load(path, allow_pickle=False)
+    if not 1 <= n <= len(z["y_test"]):
+        raise ValueError(f"n={n}; expected 1 <= n <= {len(z['y_test'])} (MNIST test digits)")
+    data = simulated_mnist_frames(
+        z["x_test"][:n], z["y_test"][:n], window_us, time_steps, seed=SIM_VAL_SEED
+    )
+    return FrameSet(data.frames, data.labels, tuple(f"mnist-test-sim-{i}" for i in range(n)))
 
 
 _TONIC = {

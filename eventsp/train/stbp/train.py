@@ -10,9 +10,15 @@ Run (one process, or several under torchrun with DDP: gloo on CPU, NCCL on GPU):
 Data: the real N-MNIST small set split into train / validation / held-out test
 (:func:`eventsp.train.data.events.nmnist_small_split`), plus ``--sim N`` MNIST training digits
 turned into saccade recordings by the simulator (cached under ``RUN/cache``), or a full tonic
-dataset with ``--tonic NAME --tonic-root ROOT``. The best epoch by VALIDATION accuracy is kept
-(``best.pt``) and exported (``--export``, default ``RUN/model.esp``); the test split is only
-evaluated once, on that model, and its accuracy is recorded in the model's metadata.
+dataset with ``--tonic NAME --tonic-root ROOT``.
+
+Selection: validation is the 100 real validation recordings plus ``--val-sim N`` (default
+5,000) simulated recordings of MNIST TEST digits
+(:func:`eventsp.train.data.events.simulated_validation`, never trained on). The score is the
+mean of the two accuracies (``val_acc``; ``val_real_acc`` and ``val_sim_acc`` are logged too),
+ties broken by the mean of the two losses. The best epoch is kept (``best.pt``) and exported
+(``--export``, default ``RUN/model.esp``); the test split is only evaluated once, on that
+model, and its accuracy is recorded in the model's metadata.
 
 Outputs in ``RUN``: ``last.pt`` / ``best.pt`` (checkpoints, resumable), ``metrics.csv``,
 ``metrics.jsonl``, ``curves.png`` (loss and accuracies per epoch), ``model.esp``.
@@ -25,6 +31,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -36,10 +43,11 @@ from eventsp.train.data.events import (
     load_recordings,
     nmnist_small_split,
     simulated_mnist_frames,
+    simulated_validation,
 )
 from eventsp.train.stbp.model import ARCHS, ArchConfig, SpikingResNet, build
 
-__all__ = ["FramesDataset", "evaluate", "main", "parse_args", "train"]
+__all__ = ["FramesDataset", "Validation", "evaluate", "main", "parse_args", "train", "validate"]
 
 
 class FramesDataset(Dataset):
@@ -74,6 +82,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, default=Path("../shared/data"))
     p.add_argument("--sim", type=int, default=0, help="simulated MNIST recordings to add")
     p.add_argument("--real-repeat", type=int, default=1, help="repeat the real train split")
+    p.add_argument(
+        "--val-sim", type=int, default=5000, help="simulated MNIST-test recordings in validation"
+    )
     p.add_argument("--tonic", default=None, help="train on a full tonic dataset instead")
     p.add_argument("--tonic-root", type=Path, default=None)
     p.add_argument("--time-steps", type=int, default=10)
@@ -95,14 +106,61 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.time_steps < 1 or args.window_us < 1 or args.epochs < 1 or args.batch_size < 1:
         p.error("--time-steps, --window-us, --epochs and --batch-size must be >= 1")
+    if not 0 <= args.val_sim <= 10_000:
+        p.error(f"--val-sim {args.val_sim}: expected 0..10000 (MNIST has 10,000 test digits)")
     return args
 
 
-def _datasets(args: argparse.Namespace) -> tuple[Dataset, FrameSet, FrameSet]:
+class Validation(NamedTuple):
+    """The real validation split and the simulated MNIST-test part (None with ``--val-sim 0``)."""
+
+    real: FrameSet
+    sim: FrameSet | None
+
+
+def validation_set(args: argparse.Namespace) -> Validation:
+    """The validation data of ``args`` (real split, simulated part cached under ``RUN/cache``)."""
+    split = nmnist_small_split(args.data / "nmnist_small" / "train")["val"]
+    n = min(args.val_sim, args.limit) if args.limit else args.val_sim
+    real = load_recordings(split[: args.limit or None], args.window_us, args.time_steps)
+    if n == 0:
+        return Validation(real, None)
+    cache = args.run / "cache" / f"valsim{n}_T{args.time_steps}_w{args.window_us}.npz"
+    if cache.is_file():
+        z = np.load(cache, allow_pickle=False)
+        names = tuple(f"mnist-test-sim-{i}" for i in range(n))
+        return Validation(real, FrameSet(z["frames"], z["labels"], names))
+    sim = simulated_validation(
+        args.data / "mnist" / "mnist.npz", n, args.window_us, args.time_steps
+    )
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, frames=sim.frames, labels=sim.labels)
+    return Validation(real, sim)
+
+
+def validate(model: SpikingResNet, val: Validation) -> dict[str, float]:
+    """Selection metrics: ``val_acc`` (mean of the real and simulated accuracies), ``val_loss``
+    (mean of the losses), and each part's accuracy and loss."""
+    real_acc, real_loss = evaluate(model, val.real)
+    out = {"val_real_acc": real_acc, "val_real_loss": real_loss}
+    if val.sim is None:
+        out.update(val_acc=real_acc, val_loss=real_loss)
+        return out
+    sim_acc, sim_loss = evaluate(model, val.sim)
+    out.update(
+        val_sim_acc=sim_acc,
+        val_sim_loss=sim_loss,
+        val_acc=(real_acc + sim_acc) / 2,
+        val_loss=(real_loss + sim_loss) / 2,
+    )
+    return out
+
+
+def _datasets(args: argparse.Namespace) -> tuple[Dataset, Validation, FrameSet]:
     split = nmnist_small_split(args.data / "nmnist_small" / "train")
     if args.limit:
         split = {k: v[: args.limit] for k, v in split.items()}
-    val = load_recordings(split["val"], args.window_us, args.time_steps)
+    val = validation_set(args)
     test = load_recordings(split["test"], args.window_us, args.time_steps)
     if args.tonic:
         from eventsp.train.data.events import tonic_dataset
@@ -224,13 +282,13 @@ def train(args: argparse.Namespace) -> dict:
                 sums[2] += len(y)
             sched.step()
             loss_sum, correct, seen = loop.all_reduce_sum(sums, env)
-            val_acc, val_loss = evaluate(model, val)
+            metrics = validate(model, val)
+            val_acc, val_loss = metrics["val_acc"], metrics["val_loss"]
             row = {
                 "epoch": epoch,
                 "train_loss": loss_sum / max(seen, 1),
                 "train_acc": correct / max(seen, 1),
-                "val_loss": val_loss,
-                "val_acc": val_acc,
+                **metrics,
                 "samples": int(seen),
                 "lr": opt.param_groups[0]["lr"],
                 "seconds": time.perf_counter() - t0,
@@ -250,7 +308,7 @@ def train(args: argparse.Namespace) -> dict:
                         model=model,
                         epoch=epoch,
                         best_metric=best,
-                        state={"val_acc": val_acc, "val_loss": val_loss},
+                        state=metrics,
                     )
                 loop.save_checkpoint(
                     args.run / "last.pt",
@@ -263,18 +321,21 @@ def train(args: argparse.Namespace) -> dict:
             loop.barrier(env)
         summary: dict = {"best_score": best}
         if env.is_main:
-            summary.update(_finish(args, model, test))
+            summary.update(_finish(args, model, val, test))
         return summary
     finally:
         loop.teardown_distributed(env)
 
 
-def _finish(args: argparse.Namespace, model: SpikingResNet, test: FrameSet) -> dict:
+def _finish(
+    args: argparse.Namespace, model: SpikingResNet, val_set: Validation, test: FrameSet
+) -> dict:
     from eventsp.train.stbp.export import export_model
 
     ck = loop.load_checkpoint(args.run / "best.pt", model=model, restore_rng=False)
     test_acc, _ = evaluate(model, test)
     val_acc = ck.state.get("val_acc", ck.best_metric)
+    val = {k: v for k, v in ck.state.items() if k.startswith("val_")}
     path = args.export or args.run / "model.esp"
     cfg: ArchConfig = model.cfg
     export_model(
@@ -293,10 +354,17 @@ def _finish(args: argparse.Namespace, model: SpikingResNet, test: FrameSet) -> d
                 "init": None if args.init is None else str(args.init),
                 "command": "python -m eventsp.train.stbp " + " ".join(sys.argv[1:]),
                 "data": "nmnist_small train split (700) + simulated MNIST saccades",
+                "selection": "best epoch by validation score: mean of the accuracies on the "
+                f"real validation split ({len(val_set.real)}) and on simulated MNIST-test "
+                f"digits ({0 if val_set.sim is None else len(val_set.sim)}); ties by the mean "
+                "validation loss",
                 "split_seed": "eventsp.train.data.events.SPLIT_SEED",
             },
             "accuracy": {
                 "val": val_acc,
+                **{k: v for k, v in val.items() if k in ("val_real_acc", "val_sim_acc")},
+                "n_val_real": len(val_set.real),
+                "n_val_sim": 0 if val_set.sim is None else len(val_set.sim),
                 "test_heldout_trainer": test_acc,
                 "n_test": len(test),
             },
