@@ -59,12 +59,14 @@ from eventsp.events.contract import (
     validate_events,
 )
 from eventsp.events.filters import Filter
-from eventsp.events.kernels import _count_windows, _scan, _time_surfaces, _voxel_grids
+from eventsp.events.kernels import _count_frames, _scan, _time_surfaces, _voxel_grids
 
 __all__ = ["EncoderState", "FrameEncoder", "Representation", "encode_stream"]
 
 Representation = Literal["count", "binary", "voxel", "timesurface"]
 _REPRESENTATIONS = ("count", "binary", "voxel", "timesurface")
+#: Count and binary frames of the open windows kept per stream at most (else events are kept).
+_MAX_OPEN_BYTES = 64 * 2**20
 
 
 class EncoderState(NamedTuple):
@@ -72,12 +74,15 @@ class EncoderState(NamedTuple):
 
     order: the time-order bookkeeping (``order.late`` counts dropped late events).
     filters: one state array per filter.
-    buffer: events (after filters) that windows not yet emitted may still need.
+    buffer: events (after filters) that windows not yet emitted may still need (empty where
+    count and binary frames accumulate, see ``memory``).
     origin: int64; by time, the first event's t (µs); by count, the stream index of buffer[0].
     started: bool, whether any event reached the windowing.
     next_window: int64, index of the next window to emit.
     n_events: int64, events that reached the windowing; t_last: int64, the latest one's t (µs).
-    memory: float64 (P, H, W) latest time per pixel for time surfaces, else empty.
+    memory: time surfaces: float64 (P, H, W), the latest time per pixel; count and binary
+    frames: float32 (n, C, H, W), the counts so far of windows ``next_window`` to
+    ``next_window + n - 1`` (the windows already open); else empty.
     """
 
     order: OrderState
@@ -165,9 +170,32 @@ class FrameEncoder:
         W, H, P = self.output_size
         return (self.n_time_bins if self.representation == "voxel" else P, H, W)
 
-    def _length_stride(self) -> tuple[int, int]:
+    @cached_property
+    def _windowing(self) -> tuple[int, int, bool]:
+        """(L, S, by_time): window length and stride (µs or events), and the windowing."""
         length = int(self.time_window_us if self.time_window_us is not None else self.event_count)
-        return length, length - int(self.overlap)
+        return length, length - int(self.overlap), self.time_window_us is not None
+
+    @cached_property
+    def _accumulates(self) -> bool:
+        """Whether count/binary frames stream by accumulating the open windows' frames (at most
+        ``ceil(L / S)`` of them) instead of buffering their events: always, unless so many
+        windows overlap that their frames would exceed ``_MAX_OPEN_BYTES``."""
+        if self.representation not in ("count", "binary"):
+            return False
+        length, stride, _ = self._windowing
+        open_windows = -(-length // stride)
+        return open_windows * 4 * math.prod(self.frame_shape) <= _MAX_OPEN_BYTES
+
+    @cached_property
+    def _counts_directly(self) -> bool:
+        """Whether pushes take the fast path: accumulated count/binary frames, no filters."""
+        return self._accumulates and not self.filters
+
+    @cached_property
+    def _no_frames(self) -> np.ndarray:
+        """Zero frames, shared (nothing can be written into an empty array)."""
+        return self._frames(0)
 
     def init_state(self) -> EncoderState:
         """A fresh state for a new stream."""
@@ -175,11 +203,12 @@ class FrameEncoder:
         for f in self.filters:
             sizes.append(f.output_size(sizes[-1]))
         W, H, P = self.output_size
-        memory = (
-            np.full((P, H, W), -np.inf)
-            if self.representation == "timesurface"
-            else np.zeros((0, 0, 0))
-        )
+        if self.representation == "timesurface":
+            memory = np.full((P, H, W), -np.inf)
+        elif self._accumulates:
+            memory = self._frames(0)
+        else:
+            memory = np.zeros((0, 0, 0))
         return EncoderState(
             order=init_order(),
             filters=tuple(f.init_state(s) for f, s in zip(self.filters, sizes, strict=False)),
@@ -194,23 +223,54 @@ class FrameEncoder:
 
     def push(self, events: np.ndarray, state: EncoderState) -> tuple[np.ndarray, EncoderState]:
         """Feed one packet; returns the frames of the windows it completed, ``(n, C, H, W)``."""
-        events, order = self._checked(events, state.order)
-        size = self.sensor_size
-        filter_states = []
-        for f, s in zip(self.filters, state.filters, strict=True):
-            events, s = f.apply(events, size, s)
-            size = f.output_size(size)
-            filter_states.append(s)
-        state = state._replace(order=order, filters=tuple(filter_states))
-        if events.size == 0:
+        if self._counts_directly and type(events) is np.ndarray and events.dtype == EVENT_DTYPE:
+            # Fast path: count a packet that looks in order, checking it on the way; anything
+            # wrong (unsorted, late, invalid) is redone by the general path below.
+            events = np.ascontiguousarray(events)
+            n = events.shape[0]
+            if events.ndim == 1 and n:
+                t = events["t"]
+                t_first, t_last = int(t[0]), int(t[-1])
+                order = state.order
+                if t_last >= t_first >= int(order.watermark_us):
+                    seen, passed = int(order.seen) + n, int(order.passed) + n
+                    order = OrderState(_i64(t_last), _i64(seen), _i64(passed), order.late)
+                    out, new_state, flags = self._push_counts(events, t_first, t_last, state, order)
+                    if not flags:
+                        return out, new_state
+        events, unsorted, t_first, t_last = self._scanned(events)
+        order = state.order
+        n = events.shape[0]
+        if unsorted or t_first < int(order.watermark_us):
+            events, order = order_packet(events, order)
+            n = events.shape[0]
+            if n:
+                t_first, t_last = int(events["t"][0]), int(events["t"][-1])
+        elif n:
+            seen, passed = int(order.seen) + n, int(order.passed) + n
+            order = OrderState(_i64(t_last), _i64(seen), _i64(passed), order.late)
+        filter_states = state.filters
+        if self.filters:
+            size, filter_states = self.sensor_size, []
+            for f, s in zip(self.filters, state.filters, strict=True):
+                events, s = f.apply(events, size, s)
+                size = f.output_size(size)
+                filter_states.append(s)
+            filter_states = tuple(filter_states)
+            n = events.shape[0]
+            if n:
+                t_first, t_last = int(events["t"][0]), int(events["t"][-1])
+        state = state._replace(order=order, filters=filter_states)
+        if n == 0:
             return self._frames(0), state
+        if self._accumulates:  # events checked and sorted, filters' output valid: no flags
+            return self._push_counts(events, t_first, t_last, state, order)[:2]
         buffer = concat_events([state.buffer, events]) if state.buffer.size else events
         started = bool(state.started)
-        origin = int(state.origin) if started or self.event_count else int(events["t"][0])
-        n_events = int(state.n_events) + int(events.size)
-        t_last = int(events["t"][-1])
-        length, stride = self._length_stride()
-        span = (t_last - origin) if self.time_window_us is not None else n_events
+        origin = int(state.origin) if started or self.event_count else t_first
+        n_events = int(state.n_events) + n
+        length, stride, by_time = self._windowing
+        span = (t_last - origin) if by_time else n_events
         complete = (span - length) // stride + 1 if span >= length else 0
         first = int(state.next_window)
         stop = max(complete, first)
@@ -228,6 +288,45 @@ class FrameEncoder:
         )
         return out, state
 
+    def _push_counts(
+        self, events: np.ndarray, t_first: int, t_last: int, state: EncoderState, order: OrderState
+    ) -> tuple[np.ndarray, EncoderState, int]:
+        """Count frames of a time-sorted, non-empty packet (``order``: the updated order state):
+        adds its events to the open windows' frames (``state.memory``) and to new ones; emits
+        those it completed. Also returns the kernel's check flags (when they are not 0 the
+        packet was invalid or unsorted and the results are meaningless)."""
+        length, stride, by_time = self._windowing
+        pos0 = int(state.n_events)  # stream index of events[0]
+        n_events = pos0 + events.shape[0]
+        started = bool(state.started)
+        if by_time:
+            origin = int(state.origin) if started else t_first
+            last = span = t_last - origin
+        else:
+            origin, last, span = 0, n_events - 1, n_events
+        complete = (span - length) // stride + 1 if span >= length else 0
+        first = int(state.next_window)
+        stop = max(complete, first)
+        out = self._frames(stop - first, empty=True)
+        still_open = self._frames(max(last // stride + 1, stop) - stop, empty=True)
+        binary = self.representation == "binary"
+        previous = state.memory
+        flags = _count_frames(events, pos0, by_time, origin, length, stride, first, previous,
+                              out, still_open, binary)  # fmt: skip
+        # Arrays that did not change are kept (states are replaced, never modified in place).
+        state = EncoderState(
+            order=order,
+            filters=state.filters,
+            buffer=state.buffer,
+            origin=state.origin if started else _i64(origin),
+            started=state.started if started else np.array(True),
+            next_window=state.next_window if stop == first else _i64(stop),
+            n_events=_i64(n_events),
+            t_last=_i64(t_last),
+            memory=still_open,
+        )
+        return out, state, int(flags)
+
     def flush(self, state: EncoderState) -> tuple[np.ndarray, EncoderState]:
         """End the stream: emit the last windows (see module doc); returns a fresh state."""
         fresh = self.init_state()._replace(order=state.order)
@@ -237,6 +336,13 @@ class FrameEncoder:
         stop = max(
             self._n_windows(int(state.t_last) - int(state.origin), int(state.n_events)), first
         )
+        if self._accumulates:  # every window left has started: its frame is in memory
+            out = self._frames(stop - first)
+            n_open = min(stop - first, state.memory.shape[0])
+            out[:n_open] = state.memory[:n_open]
+            if self.representation == "binary":
+                np.minimum(out, 1.0, out=out)
+            return out, fresh
         out = self._windows(state.buffer, int(state.origin), first, stop, state.memory, False)[0]
         return out, fresh
 
@@ -246,67 +352,58 @@ class FrameEncoder:
             state = self.init_state()
             first, state = self.push(events, state)
             return np.concatenate((first, self.flush(state)[0]))
-        if self.representation in ("count", "binary"):
-            frames = self._encode_counts(events)
-            if frames is not None:
-                return frames
-        events, _ = self._checked(events, init_order())
-        if events.size == 0:
+        counts = self.representation in ("count", "binary")
+        if counts and type(events) is np.ndarray and events.dtype == EVENT_DTYPE:
+            # Fast path: count events that look sorted, checking them on the way; anything
+            # wrong (unsorted, invalid) is redone by the general path below.
+            events = np.ascontiguousarray(events)
+            if events.ndim == 1 and events.shape[0]:
+                t = events["t"]
+                t_first, t_last = int(t[0]), int(t[-1])
+                if t_last >= t_first:
+                    out, flags = self._count_all(events, t_first, t_last)
+                    if not flags:
+                        return out
+        events, unsorted, t_first, t_last = self._scanned(events)
+        n = int(events.shape[0])
+        if n == 0:
             return self._frames(0)
-        t = events["t"]
-        origin = int(t[0]) if self.time_window_us is not None else 0
-        stop = self._n_windows(int(t[-1]) - int(t[0]), int(events.size))
+        if unsorted:
+            events = order_packet(events, init_order())[0]
+            t_first, t_last = int(events["t"][0]), int(events["t"][-1])
+        if counts:
+            return self._count_all(events, t_first, t_last)[0]
+        origin = t_first if self.time_window_us is not None else 0
+        stop = self._n_windows(t_last - t_first, n)
         memory = self.init_state().memory if self.representation == "timesurface" else None
         return self._windows(events, origin, 0, stop, memory, keep=False)[0]
 
-    def _encode_counts(self, events: np.ndarray) -> np.ndarray | None:
-        """Count frames of sorted, valid events in one kernel pass; ``None`` when the events
-        need sorting first (raises when they are invalid)."""
-        if not isinstance(events, np.ndarray) or events.dtype != EVENT_DTYPE or events.ndim != 1:
-            validate_events(events, self.sensor_size)  # raises, naming the problem
-        if events.size == 0:
-            return self._frames(0)
-        events = np.ascontiguousarray(events)
-        t = events["t"]
-        by_time = self.time_window_us is not None
-        origin = int(t[0]) if by_time else 0
-        stop = self._n_windows(int(t[-1]) - int(t[0]), int(events.size))
-        length, stride = self._length_stride()
-        out = self._frames(stop)
-        flags = _count_windows(events, 0, by_time, origin, length, stride, 0, out)
-        if flags & ~1:
-            validate_events(events, self.sensor_size)  # raises, naming the problem
-        if flags:
-            return None
-        if self.representation == "binary":
-            np.minimum(out, 1.0, out=out)
-        return out
+    def _count_all(self, events: np.ndarray, t_first: int, t_last: int) -> tuple[np.ndarray, int]:
+        """Count frames of a whole time-sorted recording, and the kernel's check flags."""
+        length, stride, by_time = self._windowing
+        out = self._frames(self._n_windows(t_last - t_first, events.shape[0]), empty=True)
+        none, binary = self._no_frames, self.representation == "binary"
+        origin = t_first if by_time else 0
+        flags = _count_frames(events, 0, by_time, origin, length, stride, 0, none, out, none,
+                              binary)  # fmt: skip
+        return out, int(flags)
 
-    def _checked(self, events: np.ndarray, order: OrderState) -> tuple[np.ndarray, OrderState]:
-        """Validate a packet in one pass and apply the time-order policy where needed."""
+    def _scanned(self, events: np.ndarray) -> tuple[np.ndarray, bool, int, int]:
+        """Validate a packet in one kernel pass: returns it contiguous, whether it needs
+        sorting, and its first and last t (µs; 0 when empty). Raises on invalid events."""
         if not isinstance(events, np.ndarray) or events.dtype != EVENT_DTYPE or events.ndim != 1:
             validate_events(events, self.sensor_size)  # raises, naming the problem
         events = np.ascontiguousarray(events)  # kernels read records from contiguous memory
         W, H, P = self.sensor_size
-        flags = _scan(events, W, H, P)
+        flags, t_first, t_last = _scan(events, W, H, P)
         if flags & ~1:
             validate_events(events, self.sensor_size)  # raises, naming the problem
-        n = int(events.size)
-        if n == 0:
-            return events, order
-        if flags & 1 or int(events["t"][0]) < int(order.watermark_us):
-            return order_packet(events, order)
-        return events, OrderState(
-            _i64(int(events["t"][-1])),
-            _i64(int(order.seen) + n),
-            _i64(int(order.passed) + n),
-            order.late,
-        )
+        return events, bool(flags & 1), int(t_first), int(t_last)
 
     def _n_windows(self, time_span: int, n_events: int) -> int:
         """How many windows tonic cuts from a whole recording (its SliceBy* formulas)."""
-        length, stride = self._length_stride()
-        if self.time_window_us is not None:
+        length, stride, by_time = self._windowing
+        if by_time:
             span = time_span
         else:
             span = n_events
@@ -314,8 +411,9 @@ class FrameEncoder:
         rounding = math.ceil if self.include_incomplete else math.floor
         return max(int(rounding((span - length) / stride) + 1), 1)
 
-    def _frames(self, n: int) -> np.ndarray:
-        return np.zeros((n, *self.frame_shape), dtype=np.float32)
+    def _frames(self, n: int, empty: bool = False) -> np.ndarray:
+        """``n`` frames of zeros (``empty``: uninitialised, for a kernel that fills them)."""
+        return (np.empty if empty else np.zeros)((n, *self.frame_shape), dtype=np.float32)
 
     def _windows(
         self,
@@ -333,8 +431,7 @@ class FrameEncoder:
         out = self._frames(max(stop - first, 0))
         if stop <= first:
             return out, 0, origin, memory
-        length, stride = self._length_stride()
-        by_time = self.time_window_us is not None
+        length, stride, by_time = self._windowing
         t = buffer["t"]
         if not keep:
             keep_from, new_origin = buffer.size, origin
@@ -345,10 +442,10 @@ class FrameEncoder:
             keep_from = min(stop * stride - origin, buffer.size)
             new_origin = origin + keep_from
         if self.representation in ("count", "binary"):
-            index0 = 0 if by_time else origin
-            _count_windows(buffer, index0, by_time, origin, length, stride, first, out)
-            if self.representation == "binary":
-                np.minimum(out, 1.0, out=out)
+            pos0 = 0 if by_time else origin  # stream index of buffer[0]
+            none, binary = self._no_frames, self.representation == "binary"
+            _count_frames(buffer, pos0, by_time, origin, length, stride, first, none, out, none,
+                          binary)  # fmt: skip
             return out, keep_from, new_origin, memory
         k = np.arange(first, stop, dtype=np.int64)
         if by_time:

@@ -41,73 +41,151 @@ _I64_1D = types.Array(types.int64, 1, "C")
 _FRAMES = types.Array(types.float32, 4, "C")
 
 
-@jit([types.int64(_EV, _I64, _I64, _I64)])  # type: ignore[list-item]
+@jit([types.UniTuple(types.int64, 3)(_EV, _I64, _I64, _I64)])  # type: ignore[list-item]
 def _scan(events, W, H, P):
-    """One pass over a packet: a bit set of ``UNSORTED`` (t decreases somewhere),
-    ``OFF_SENSOR`` (a coordinate outside ``W x H``) and ``POLARITY`` (ON events, P == 1)."""
-    flags = 0
-    previous = -9223372036854775807 - 1  # int64 minimum
-    for i in range(events.shape[0]):
-        e = events[i]
-        if e.x < 0 or e.x >= W or e.y < 0 or e.y >= H:
-            flags |= 2
-        if P == 1 and e.p:
-            flags |= 4
-        if e.t < previous:
-            flags |= 1
-        previous = e.t
-    return flags
-
-
-@jit([types.int64(_EV, _I64, _B, _I64, _I64, _I64, _I64, _FRAMES)])  # type: ignore[list-item]
-def _count_windows(events, index0, by_time, origin, length, stride, first, out):
-    """Count frames of windows ``[first, first + len(out))`` in one pass over time-sorted
-    events: event ``i`` (stream index ``index0 + i``) lies in window ``k`` when its position
-    ``r`` (``t - origin`` by time, the stream index by count) satisfies ``kS <= r < kS + L``.
-    The windows holding ``r`` are tracked with two pointers (no division per event).
-
-    Checks as it goes and returns :func:`_scan`'s flags: events off the sensor are skipped
-    (never written out of bounds); with ``UNSORTED`` set the frames are meaningless.
-    """
-    n_out, C, H, W = out.shape
-    stop = first + n_out
-    two = C == 2
-    frame = C * H * W
-    flat = out.reshape(-1)
+    """One branch-free pass over a packet: returns ``(flags, t_first, t_last)``, ``flags`` a bit
+    set of ``UNSORTED`` (t decreases somewhere), ``OFF_SENSOR`` (a coordinate outside
+    ``W x H``) and ``POLARITY`` (ON events, P == 1); times are 0 for an empty packet."""
+    n = events.shape[0]
+    if n == 0:
+        return np.int64(0), np.int64(0), np.int64(0)
     unsorted = False
     off_sensor = False
-    polarity = False
-    previous = -9223372036854775807 - 1  # int64 minimum
-    k_lo = first  # first window that may still hold r
-    k_hi = first - 1  # last window that has started at r
-    hi_end = (k_hi + 1) * stride  # where window k_hi + 1 starts
-    for i in range(events.shape[0]):
-        e = events[i]
-        t = e.t
+    on = False
+    previous = events[0].t
+    for i in range(n):
+        t = events[i].t
+        # Unsigned compares catch negative coordinates too.
+        off_sensor |= (np.uint64(np.int64(events[i].x)) >= np.uint64(W)) | (
+            np.uint64(np.int64(events[i].y)) >= np.uint64(H)
+        )
+        on |= events[i].p
         unsorted |= t < previous
         previous = t
-        # Unsigned compares catch negative coordinates too (branch-free flags).
-        inside = (np.uint64(np.int64(e.x)) < np.uint64(W)) & (
-            np.uint64(np.int64(e.y)) < np.uint64(H)
+    flags = np.int64(unsorted) | (np.int64(off_sensor) << 1) | (np.int64(on and P == 1) << 2)
+    return flags, events[0].t, previous
+
+
+@jit([types.int64(_EV, _I64, _I64)])  # type: ignore[list-item]
+def _lower_bound(events, t, lo):
+    """The first index ``i >= lo`` of time-sorted ``events`` with ``events[i].t >= t``."""
+    hi = events.shape[0]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if events[mid].t < t:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@jit([types.int64(_EV, _I64, _I64, _I64, _I64)])  # type: ignore[list-item]
+def _check_range(events, lo, hi, W, H):
+    """:func:`_scan`'s flags over events ``[lo, hi)`` (``t`` compared from event ``lo - 1``),
+    except ``POLARITY``: bit 2 says that some event is ON."""
+    unsorted = False
+    off_sensor = False
+    on = False
+    previous = events[max(lo - 1, 0)].t if hi > lo else np.int64(0)
+    for i in range(lo, hi):
+        t = events[i].t
+        unsorted |= t < previous
+        previous = t
+        off_sensor |= (np.uint64(np.int64(events[i].x)) >= np.uint64(W)) | (
+            np.uint64(np.int64(events[i].y)) >= np.uint64(H)
         )
-        off_sensor |= not inside
-        polarity |= e.p and not two
-        r = (t - origin) if by_time else (index0 + i)
-        while r >= hi_end and k_hi + 1 < stop:
-            k_hi += 1
-            hi_end += stride
-        c = np.int64(e.p) if two else np.int64(0)
-        pixel = (c * H + np.int64(e.y)) * W + np.int64(e.x)
-        if stride == length:  # disjoint windows: at most one
-            if inside and k_hi >= first and r < hi_end:
-                flat[(k_hi - first) * frame + pixel] += np.float32(1.0)
-            continue
-        while k_lo * stride + length <= r:
-            k_lo += 1
-        if inside:
-            for k in range(k_lo, k_hi + 1):
-                flat[(k - first) * frame + pixel] += np.float32(1.0)
-    return np.int64(unsorted) | (np.int64(off_sensor) << 1) | (np.int64(polarity) << 2)
+        on |= events[i].p
+    return np.int64(unsorted) | (np.int64(off_sensor) << 1) | (np.int64(on) << 2)
+
+
+@jit([types.int64(_EV, _I64_1D, _I64_1D, _FRAMES, _FRAMES, _FRAMES, _B)])  # type: ignore[list-item]
+def _count_ranges(events, starts, ends, previous, out, still_open, binary):
+    """Count events ``[starts[w], ends[w])`` into frame ``w`` of ``out`` followed by
+    ``still_open`` (both uninitialised), each frame starting from ``previous[w]`` where that
+    exists, else from 0; ``binary`` clips the frames of ``out`` to 1. Each frame is filled,
+    counted and clipped while it is in the L1 cache.
+
+    Checks every event of ``events`` on the way (those in no window too) and returns
+    :func:`_scan`'s flags for the sensor of the frames' size: events off it are skipped, and
+    with ``UNSORTED`` set the windows (found by binary search) and frames are meaningless.
+    """
+    _, C, H, W = out.shape
+    frame = C * H * W
+    n_prev, n_out = previous.shape[0], out.shape[0]
+    mask = np.int64(1) if C == 2 else np.int64(0)  # channel: p, or 0 for one polarity
+    flat_prev = previous.reshape(-1)
+    flat_out = out.reshape(-1)
+    flat_open = still_open.reshape(-1)
+    flags = np.int64(0)
+    checked = np.int64(0)  # events [0, checked) are checked
+    for w in range(starts.shape[0]):
+        if w < n_out:
+            row = flat_out[w * frame : (w + 1) * frame]
+        else:
+            row = flat_open[(w - n_out) * frame : (w - n_out + 1) * frame]
+        if w < n_prev:
+            row[:] = flat_prev[w * frame : (w + 1) * frame]
+        else:
+            row[:] = 0.0
+        lo, hi = starts[w], ends[w]
+        if lo > checked:
+            flags |= _check_range(events, checked, lo, W, H)
+        unsorted = False
+        off_sensor = False
+        on = False
+        previous_t = events[max(lo - 1, 0)].t if hi > lo else np.int64(0)
+        for i in range(lo, hi):
+            t = events[i].t
+            unsorted |= t < previous_t
+            previous_t = t
+            x = np.int64(events[i].x)
+            y = np.int64(events[i].y)
+            p = events[i].p
+            on |= p
+            if (np.uint64(x) < np.uint64(W)) & (np.uint64(y) < np.uint64(H)):
+                row[((np.int64(p) & mask) * H + y) * W + x] += np.float32(1.0)
+            else:
+                off_sensor = True
+        flags |= np.int64(unsorted) | (np.int64(off_sensor) << 1) | (np.int64(on) << 2)
+        checked = max(checked, hi)
+        if binary and w < n_out:
+            for j in range(frame):
+                row[j] = min(row[j], np.float32(1.0))
+    flags |= _check_range(events, checked, events.shape[0], W, H)
+    return flags if C == 1 else flags & 3
+
+
+@jit(
+    [types.int64(_EV, _I64, _B, _I64, _I64, _I64, _I64, _FRAMES, _FRAMES, _FRAMES, _B)]  # type: ignore[list-item]
+)
+def _count_frames(
+    events, pos0, by_time, origin, length, stride, first, previous, out, still_open, binary
+):
+    """Count frames of windows ``first, first + 1, ...``: ``out`` then ``still_open`` (one
+    frame per window, uninitialised; see :func:`_count_ranges`). Window ``k`` holds the
+    time-sorted ``events`` whose position ``r`` satisfies ``kS <= r < kS + L``: ``r = t -
+    origin`` by time, the stream index by count (event ``i`` is number ``pos0 + i`` of the
+    stream). ``previous`` holds the counts so far of the first windows (a stream's open ones).
+
+    Two phases: each window's events are one index range (binary searches on ``t``, or
+    arithmetic by count), then each range is counted in a tight loop (overlapping windows count
+    an event once each), checking each event (returns :func:`_count_ranges`' flags).
+    """
+    n = events.shape[0]
+    n_rows = out.shape[0] + still_open.shape[0]
+    starts = np.empty(n_rows, dtype=np.int64)
+    ends = np.empty(n_rows, dtype=np.int64)
+    start = np.int64(0)
+    for w in range(n_rows):
+        low = (first + w) * stride  # window start, as a position
+        if by_time:
+            start = _lower_bound(events, origin + low, start)
+            starts[w] = start
+            ends[w] = _lower_bound(events, origin + low + length, start)
+        else:
+            starts[w] = min(max(low - pos0, 0), n)
+            ends[w] = min(max(low + length - pos0, 0), n)
+    return _count_ranges(events, starts, ends, previous, out, still_open, binary)
 
 
 @jit(
