@@ -38,9 +38,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a(
         "--arch",
         default=None,
-        help="network (default: mnist, or cifar for CIFAR-10); "
+        help="network (default: mnist32 for MNIST, cifar for CIFAR-10); "
         "mnist-ae is the spiking autoencoder (image reconstruction, PSNR)",
     )
+    a(
+        "--augment",
+        choices=("auto", "none", "shift", "shift-flip"),
+        default="auto",
+        help="training augmentation; auto: shift (+-2 px, +-8 deg) for MNIST, shift-flip "
+        "for CIFAR-10",
+    )
+    a("--dropout", type=float, default=0.0, help="dropout on the readout's input (training)")
     a("--T", type=int, default=8, help="time steps per image (default: %(default)s)")
     a("--bits", type=int, nargs="*", default=[8], help="weight precision stages, e.g. 8 4 2")
     a("--fan-in", type=int, default=None, help="max incoming connections per neuron")
@@ -123,7 +131,10 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     splits = _limit(load_dataset(args), args)
-    arch = args.arch or ("mnist" if args.dataset == "mnist" else "cifar")
+    arch = args.arch or ("mnist32" if args.dataset == "mnist" else "cifar")
+    augment = args.augment
+    if augment == "auto":
+        augment = "shift" if args.dataset == "mnist" else "shift-flip"
     try:
         config = PTLConfig(
             arch=arch,
@@ -139,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
             fan_in=args.fan_in,
             readout_fan_in=not args.no_readout_fan_in,
             epoch_samples=args.epoch_samples,
-            augment=args.dataset != "mnist",
+            augment=augment,
+            dropout=args.dropout,
             seed=args.seed,
             device=args.device,
             progress=not args.no_progress,

@@ -261,3 +261,57 @@ def test_autoencoder_reconstruction_psnr(rng):
     got = reconstruction_psnr(ae, x)["psnr_db"]
     assert got == pytest.approx(10 * np.log10(1 / mse), rel=1e-4)
     assert psnr(0.01) == pytest.approx(20.0)
+
+
+def test_shift_augmentation_moves_digits_per_image_on_the_pixel_grid():
+    from eventsp.train.ptl.trainer import shift_batch
+
+    x = torch.zeros(64, 1, 28, 28)
+    x[:, :, 12:16, 12:16] = 1.0  # a 4x4 square at the centre
+    same = shift_batch(x, torch.Generator().manual_seed(0), max_shift=0.0, max_degrees=0.0)
+    torch.testing.assert_close(same, x)
+    out = shift_batch(x, torch.Generator().manual_seed(3))
+    again = shift_batch(x, torch.Generator().manual_seed(3))
+    assert torch.equal(out, again)  # seeded: reproducible
+    assert torch.equal(out * 255, torch.round(out * 255))  # uint8 levels, as the SNN sees
+    assert out.min() >= 0
+    assert out.max() <= 1
+    grid = torch.arange(28, dtype=torch.float32)
+    mass = out.sum((1, 2, 3))
+    cy = (out.sum((1, 3)) * grid).sum(1) / mass
+    cx = (out.sum((1, 2)) * grid).sum(1) / mass
+    # Every image moves by at most the 2-pixel shift (a rotation about the centre keeps it;
+    # 0.1 px for rounding to uint8 levels), each by its own amount, and the square stays.
+    assert float((cy - 13.5).abs().max()) <= 2.1
+    assert float((cx - 13.5).abs().max()) <= 2.1
+    assert float(cx.std()) > 0.5
+    assert float(cy.std()) > 0.5
+    assert float((mass - 16.0).abs().max()) < 1.5
+
+
+def test_config_rejects_unknown_augmentation_and_bad_dropout():
+    with pytest.raises(ValueError, match="augment is 'flip'"):
+        PTLConfig(augment="flip")
+    with pytest.raises(ValueError, match=r"dropout is 1\.0"):
+        PTLConfig(dropout=1.0)
+
+
+def test_dropout_acts_on_the_readout_input_in_training_only():
+    net = _net()
+    net.layers[0].fold_batch_norm()
+    net.dropout = 0.5
+    x = torch.rand(8, 1, 6, 6)
+    net.eval()
+    reference = net(x)
+    net.train()
+    net.layers[0].bn.eval()  # folded: keep the statistics; only dropout differs
+    torch.manual_seed(0)
+    dropped = net(x)
+    assert not torch.allclose(dropped, reference)
+    rate = torch.relu(net.layers[0].ann(x)).flatten(1)
+    w, b = net.layers[1].syn.weight, net.layers[1].syn.bias
+    torch.manual_seed(0)
+    expected = torch.nn.functional.linear(torch.nn.functional.dropout(rate, 0.5), w, b)
+    torch.testing.assert_close(dropped, expected)
+    net.eval()
+    torch.testing.assert_close(net(x), reference)

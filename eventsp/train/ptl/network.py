@@ -67,6 +67,14 @@ ARCHS: dict[str, tuple[LayerSpec, ...]] = {
         LayerSpec("conv", 64, 3, 2, 1),
         LayerSpec("dense", 10),
     ),
+    # The bundled model: twice the first layer's channels of "mnist" (trained with shifts).
+    # 28x28 -> 28x28x32 -> 14x14x32 -> 7x7x64 -> 10.
+    "mnist32": (
+        LayerSpec("conv", 32, 5, 1, 2),
+        LayerSpec("conv", 32, 3, 2, 1),
+        LayerSpec("conv", 64, 3, 2, 1),
+        LayerSpec("dense", 10),
+    ),
     # Spiking autoencoder (regression): 28x28 -> 14x14x16 -> 128 -> 784 pixels.
     "mnist-ae": (
         LayerSpec("conv", 16, 3, 2, 1),
@@ -240,6 +248,7 @@ class TandemNet(nn.Module):
                 )
         self.layers = nn.ModuleList(layers)
         self.specs = tuple(specs)
+        self.dropout = 0.0  # on the readout's input in training mode only (not in simulate)
 
     def forward(self, x: torch.Tensor, *, collect: int | None = None):
         """Tandem pass on images ``x`` (B, C, H, W) in [0, 1]; returns logits (B, classes).
@@ -250,6 +259,8 @@ class TandemNet(nn.Module):
         for k, layer in enumerate(self.layers):
             fixed = int(layer.bits) > 0
             if layer.readout:
+                if self.training and self.dropout > 0.0:
+                    rate = F.dropout(rate, self.dropout, training=True)
                 return layer.ann(rate)
             spiking = bool(layer.spiking)
             need_ann = collect == k or not spiking or not bool(layer.frozen)

@@ -46,7 +46,8 @@ class PTLConfig:
     epoch_samples: int | None = None  # samples per epoch after the ANN stage (None: all)
     init_ann: str | None = None  # an ann.pt of an earlier run: skip ANN pre-training
     calib_samples: int = 2000
-    augment: bool = False  # random shifts and flips (CIFAR)
+    augment: str = "none"  # "none", "shift" (digits: shifts, small rotations), "shift-flip"
+    dropout: float = 0.0  # on the readout's input, training only (the SNN never drops)
     seed: int = 0
     device: str | None = "cpu"
     progress: bool = True
@@ -62,6 +63,13 @@ class PTLConfig:
                 f"epoch_samples {self.epoch_samples} is below batch_size {self.batch_size}"
             )
         plan_stages(2, self.bits, self.fan_in)  # validates bits and fan-in
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(
+                f"augment is {self.augment!r}; expected one of {AUGMENTATIONS} "
+                "('shift' for digits, 'shift-flip' for natural images)"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout is {self.dropout}; expected a probability in [0, 1)")
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
@@ -69,8 +77,29 @@ def to_float(x: torch.Tensor) -> torch.Tensor:
     return x.to(torch.float32) / 255.0
 
 
+AUGMENTATIONS = ("none", "shift", "shift-flip")
+
+
+def shift_batch(
+    x: torch.Tensor, gen: torch.Generator, max_shift: float = 2.0, max_degrees: float = 8.0
+) -> torch.Tensor:
+    """Per image: a random translation of up to ``max_shift`` pixels in x and y and a rotation
+    of up to ``max_degrees`` (bilinear, zero outside), for digits (no flips: they change
+    digits). Pixels are rounded back to the 1/255 grid of the uint8 images the SNN sees."""
+    b, _, h, w = x.shape
+    u = torch.rand(b, 3, generator=gen) * 2.0 - 1.0
+    angle = u[:, 0] * math.radians(max_degrees)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    # affine_grid works in normalised coordinates [-1, 1]: one pixel is 2/w (2/h).
+    tx, ty = u[:, 1] * max_shift * 2.0 / w, u[:, 2] * max_shift * 2.0 / h
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1).to(x)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return torch.round(out.clamp(0.0, 1.0) * 255.0) / 255.0
+
+
 def augment_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random shifts of up to 4 pixels (zero padded) and horizontal flips."""
+    """Random shifts of up to 4 pixels (zero padded) and horizontal flips (natural images)."""
     b, _, h, w = x.shape
     padded = F.pad(x, (4, 4, 4, 4))
     dy, dx = torch.randint(0, 9, (2,), generator=gen).tolist()
@@ -181,7 +210,9 @@ def train_epoch(
     autoencoder = is_autoencoder(loop.unwrap(ddp))
     for xb, yb in loop.progress(loader, env, desc=desc, enabled=config.progress):
         x = to_float(xb).to(env.device)
-        if config.augment:
+        if config.augment == "shift":
+            x = shift_batch(x, gen)
+        elif config.augment == "shift-flip":
             x = augment_batch(x, gen)
         y = yb.to(env.device)
         logits = ddp(x)
@@ -232,6 +263,7 @@ def _quiet(*_args: Any, **_kwargs: Any) -> None:
 def _train(config, splits, run_dir, env, resume, log) -> TandemNet:
     loop.seed_everything(config.seed)
     model = build(config.arch, splits.shape, config.T, len(splits.labels)).to(env.device)
+    model.dropout = config.dropout
     stages = plan_stages(len(model.layers), config.bits, config.fan_in, config.readout_fan_in)
     calib_x = splits.x_train[: config.calib_samples]
     metrics = loop.MetricsLog(run_dir, enabled=env.is_main, resume=resume)
