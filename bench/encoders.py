@@ -23,6 +23,13 @@ that both sides produce the same frames (voxel grids: tonic with an integer ``p`
 :mod:`eventsp.events.encoders`). One thread everywhere: ``NUMBA_NUM_THREADS=1`` and
 ``torch.set_num_threads(1)`` (tonic imports torch). On a shared machine other processes slow
 both sides alike; the load average is printed with the results.
+
+Outputs are consumed as a data loader or a live stream does: each call's frames are dropped
+before the next call, on both sides (the frames of a live stream's packet are dropped when the
+next packet comes). ``--keep`` keeps every output of a repeat alive instead (the first version
+of this bench did), which adds the cost of fresh pages to both sides: the outputs of 1,000
+N-MNIST recordings are 92 MB of float32 frames for eventsp (46 MB of int16 for tonic), and each
+new 4 KiB page costs a page fault (a few µs in a VM).
 """
 
 from __future__ import annotations
@@ -67,14 +74,33 @@ def _stream(recordings: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def _push_all(encoder: FrameEncoder, events: np.ndarray, packet: int) -> np.ndarray:
+def _push_all(
+    encoder: FrameEncoder, events: np.ndarray, packet: int, keep: bool = True
+) -> np.ndarray | None:
+    """Push ``events`` in packets; the frames of all packets, or ``None`` (``keep=False``: each
+    packet's frames are dropped when the next packet comes)."""
     state = encoder.init_state()
     frames = []
     for start in range(0, len(events), packet):
         out, state = encoder.push(events[start : start + packet], state)
-        frames.append(out)
-    frames.append(encoder.flush(state)[0])
-    return np.concatenate(frames)
+        if keep:
+            frames.append(out)
+    out = encoder.flush(state)[0]
+    return np.concatenate([*frames, out]) if keep else None
+
+
+def _timed(
+    inputs: list[np.ndarray], encode: Callable[[np.ndarray], object], keep: bool
+) -> Callable[[], object]:
+    """One repeat: ``encode`` every input, keeping the outputs or dropping each in turn."""
+    if keep:
+        return lambda: [encode(e) for e in inputs]
+
+    def drop() -> None:
+        for e in inputs:
+            encode(e)
+
+    return drop
 
 
 def main() -> None:
@@ -82,6 +108,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer recordings and repeats")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument(
+        "--keep", action="store_true", help="keep every output of a repeat alive (see above)"
+    )
     args = parser.parse_args()
     repeats = args.repeats or (3 if args.quick else 7)
 
@@ -116,53 +145,42 @@ def main() -> None:
     )
     theirs_ts = tt.ToTimesurface(sensor_size=nm_size, dt=10_000, tau=5000.0)
 
-    workloads = {
-        "nmnist-rec": (
-            nmnist,
-            lambda: [ours_frame.encode(e) for e in nmnist],
-            lambda: [theirs_frame(e) for e in nmnist],
-        ),
+    quarter = nmnist[: len(nmnist) // 4]
+    workloads: dict[str, tuple[list[np.ndarray], Callable, Callable, list[np.ndarray]]] = {
+        # name: (inputs, eventsp, tonic, tonic's inputs)
+        "nmnist-rec": (nmnist, ours_frame.encode, theirs_frame, nmnist),
         "nmnist-stream": (
             [stream],
-            lambda: [_push_all(ours_frame, stream, 4096)],
-            lambda: [theirs_frame(stream)],
+            lambda s: _push_all(ours_frame, s, 4096, keep=args.keep),
+            theirs_frame,
+            [stream],
         ),
-        "dvs128": (
-            dvs,
-            lambda: [ours_dvs.encode(e) for e in dvs],
-            lambda: [theirs_dvs(e) for e in dvs],
-        ),
-        "dvs128-overlap": (
-            dvs,
-            lambda: [ours_ovl.encode(e) for e in dvs],
-            lambda: [theirs_ovl(e) for e in dvs],
-        ),
-        "voxel": (
-            nmnist,
-            lambda: [ours_vox.encode(e) for e in nmnist],
-            lambda: [theirs_vox(e) for e in nmnist_signed],
-        ),
-        "timesurface": (
-            nmnist[: len(nmnist) // 4],
-            lambda: [ours_ts.encode(e) for e in nmnist[: len(nmnist) // 4]],
-            lambda: [theirs_ts(e) for e in nmnist[: len(nmnist) // 4]],
-        ),
+        "dvs128": (dvs, ours_dvs.encode, theirs_dvs, dvs),
+        "dvs128-overlap": (dvs, ours_ovl.encode, theirs_ovl, dvs),
+        "voxel": (nmnist, ours_vox.encode, theirs_vox, nmnist_signed),
+        "timesurface": (quarter, ours_ts.encode, theirs_ts, quarter),
     }
+    mode = "outputs kept (--keep)" if args.keep else "outputs dropped call by call"
     print(f"load average before: {os.getloadavg()[0]:.2f} (2-core machines: above 1 is shared)")
+    print(f"median thread CPU time of {repeats} repeats; {mode}")
     print(
         f"{'workload':<15} {'events':>10} {'eventsp Mev/s':>14} {'tonic Mev/s':>12} "
         f"{'ratio':>7} {'eventsp wall Mev/s':>19}"
     )
-    for name, (recordings, ours, theirs) in workloads.items():
+    for name, (recordings, ours, theirs, their_inputs) in workloads.items():
         n_events = sum(len(e) for e in recordings)
-        for a, b in zip(ours(), theirs(), strict=True):
+        if name == "nmnist-stream":
+            ours_out = [_push_all(ours_frame, stream, 4096)]
+        else:
+            ours_out = [ours(e) for e in recordings]
+        for a, b in zip(ours_out, [theirs(e) for e in their_inputs], strict=True):
             b = np.asarray(b, dtype=np.float32).reshape(a.shape)
             if name == "timesurface":
                 np.testing.assert_allclose(a, b, rtol=2e-6)
             else:
                 np.testing.assert_array_equal(a, b, err_msg=f"{name}: frames differ from tonic")
-        t_ours, wall_ours = _median_seconds(ours, repeats)
-        t_theirs, _ = _median_seconds(theirs, max(1, repeats // 2))
+        t_ours, wall_ours = _median_seconds(_timed(recordings, ours, args.keep), repeats)
+        t_theirs, _ = _median_seconds(_timed(their_inputs, theirs, args.keep), max(1, repeats // 2))
         print(
             f"{name:<15} {n_events:>10} {n_events / t_ours / 1e6:>14.1f} "
             f"{n_events / t_theirs / 1e6:>12.2f} {t_theirs / t_ours:>6.1f}x "

@@ -38,6 +38,7 @@ POLARITY = 4
 _EV = from_dtype(EVENT_DTYPE)[::1]
 _I64, _B, _F64 = types.int64, types.boolean, types.float64
 _I64_1D = types.Array(types.int64, 1, "C")
+_F32_1D = types.Array(types.float32, 1, "C")
 _FRAMES = types.Array(types.float32, 4, "C")
 
 
@@ -80,22 +81,51 @@ def _lower_bound(events, t, lo):
 
 
 @jit([types.int64(_EV, _I64, _I64, _I64, _I64)])  # type: ignore[list-item]
-def _check_range(events, lo, hi, W, H):
-    """:func:`_scan`'s flags over events ``[lo, hi)`` (``t`` compared from event ``lo - 1``),
-    except ``POLARITY``: bit 2 says that some event is ON."""
-    unsorted = False
-    off_sensor = False
-    on = False
+def _check_range(events, lo, hi, H, W):
+    """The check flags of events ``[lo, hi)``: ``UNSORTED`` (t compared from event ``lo - 1``
+    on), ``OFF_SENSOR`` (outside ``W x H``), and ``POLARITY`` when some event is ON."""
+    x_max, y_max, on = np.uint64(0), np.uint64(0), np.uint64(0)
+    step_min = np.int64(0)
     previous = events[max(lo - 1, 0)].t if hi > lo else np.int64(0)
-    for i in range(lo, hi):
-        t = events[i].t
-        unsorted |= t < previous
+    part = events[lo:hi]  # indices from 0 (a range from lo costs a sign check per access)
+    for i in range(part.shape[0]):
+        t = part[i].t
+        step_min = min(step_min, t - previous)
         previous = t
-        off_sensor |= (np.uint64(np.int64(events[i].x)) >= np.uint64(W)) | (
-            np.uint64(np.int64(events[i].y)) >= np.uint64(H)
-        )
-        on |= events[i].p
-    return np.int64(unsorted) | (np.int64(off_sensor) << 1) | (np.int64(on) << 2)
+        x = np.uint64(np.uint16(part[i].x))  # negative coordinates become >= 32768
+        y = np.uint64(np.uint16(part[i].y))
+        x_max, y_max, on = max(x_max, x), max(y_max, y), on | np.uint64(part[i].p)
+    off_sensor = (x_max >= np.uint64(W)) | (y_max >= np.uint64(H))
+    return np.int64(step_min < 0) | (np.int64(off_sensor) << 1) | (np.int64(on) << 2)
+
+
+@jit([types.int64(_EV, _I64, _I64, _F32_1D, _I64, _I64, _I64)])  # type: ignore[list-item]
+def _count_range(events, lo, hi, row, C, H, W):
+    """Add events ``[lo, hi)`` to ``row``, a flat ``(C, H, W)`` frame; returns their
+    :func:`_check_range` flags, computed on the way.
+
+    Branch-free: coordinates are clamped into the frame (an event off the sensor is counted at
+    the border, never out of bounds; its flag makes the caller discard the frames) and the checks
+    are reductions (the smallest time step, the largest coordinates).
+    """
+    mask = np.uint64(1) if C == 2 else np.uint64(0)  # channel: p, or 0 for one polarity
+    h, w = np.uint64(H), np.uint64(W)
+    y_top, x_top = h - np.uint64(1), w - np.uint64(1)
+    x_max, y_max, on = np.uint64(0), np.uint64(0), np.uint64(0)
+    step_min = np.int64(0)
+    previous = events[max(lo - 1, 0)].t if hi > lo else np.int64(0)
+    part = events[lo:hi]  # indices from 0 (a range from lo costs a sign check per access)
+    for i in range(part.shape[0]):
+        t = part[i].t
+        step_min = min(step_min, t - previous)
+        previous = t
+        x = np.uint64(np.uint16(part[i].x))  # negative coordinates become >= 32768
+        y = np.uint64(np.uint16(part[i].y))
+        p = np.uint64(part[i].p)
+        x_max, y_max, on = max(x_max, x), max(y_max, y), on | p
+        row[((p & mask) * h + min(y, y_top)) * w + min(x, x_top)] += np.float32(1.0)
+    off_sensor = (x_max >= w) | (y_max >= h)
+    return np.int64(step_min < 0) | (np.int64(off_sensor) << 1) | (np.int64(on) << 2)
 
 
 @jit([types.int64(_EV, _I64_1D, _I64_1D, _FRAMES, _FRAMES, _FRAMES, _B)])  # type: ignore[list-item]
@@ -106,13 +136,13 @@ def _count_ranges(events, starts, ends, previous, out, still_open, binary):
     counted and clipped while it is in the L1 cache.
 
     Checks every event of ``events`` on the way (those in no window too) and returns
-    :func:`_scan`'s flags for the sensor of the frames' size: events off it are skipped, and
-    with ``UNSORTED`` set the windows (found by binary search) and frames are meaningless.
+    :func:`_scan`'s flags for the sensor of the frames' size; when they are not 0 the frames
+    are meaningless (see :func:`_count_range`; unsorted events also break the windows' binary
+    searches).
     """
     _, C, H, W = out.shape
     frame = C * H * W
     n_prev, n_out = previous.shape[0], out.shape[0]
-    mask = np.int64(1) if C == 2 else np.int64(0)  # channel: p, or 0 for one polarity
     flat_prev = previous.reshape(-1)
     flat_out = out.reshape(-1)
     flat_open = still_open.reshape(-1)
@@ -128,30 +158,14 @@ def _count_ranges(events, starts, ends, previous, out, still_open, binary):
         else:
             row[:] = 0.0
         lo, hi = starts[w], ends[w]
-        if lo > checked:
-            flags |= _check_range(events, checked, lo, W, H)
-        unsorted = False
-        off_sensor = False
-        on = False
-        previous_t = events[max(lo - 1, 0)].t if hi > lo else np.int64(0)
-        for i in range(lo, hi):
-            t = events[i].t
-            unsorted |= t < previous_t
-            previous_t = t
-            x = np.int64(events[i].x)
-            y = np.int64(events[i].y)
-            p = events[i].p
-            on |= p
-            if (np.uint64(x) < np.uint64(W)) & (np.uint64(y) < np.uint64(H)):
-                row[((np.int64(p) & mask) * H + y) * W + x] += np.float32(1.0)
-            else:
-                off_sensor = True
-        flags |= np.int64(unsorted) | (np.int64(off_sensor) << 1) | (np.int64(on) << 2)
+        if lo > checked:  # events in no window
+            flags |= _check_range(events, checked, lo, H, W)
+        flags |= _count_range(events, lo, hi, row, C, H, W)
         checked = max(checked, hi)
         if binary and w < n_out:
             for j in range(frame):
                 row[j] = min(row[j], np.float32(1.0))
-    flags |= _check_range(events, checked, events.shape[0], W, H)
+    flags |= _check_range(events, checked, events.shape[0], H, W)
     return flags if C == 1 else flags & 3
 
 
