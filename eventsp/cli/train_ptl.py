@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         classic_conversion,
         reconstruction_psnr,
         snn_metrics,
+        synops_ratio_at_equal_accuracy,
     )
     from eventsp.train.ptl.export import export_model
     from eventsp.train.ptl.network import build
@@ -221,5 +222,15 @@ def run(args: argparse.Namespace) -> int:
                 f"{m.synops_per_image:.0f} synops/image"
             )
         results["classic"] = classic
+        ratio = synops_ratio_at_equal_accuracy(results["snn"], classic)
+        if classic:
+            results["classic_ratio"] = ratio
+            print(
+                "no classic conversion reaches the SNN's accuracy; try larger --compare-classic T"
+                if ratio is None
+                else f"classic T={ratio['classic_T']} reaches the SNN's accuracy with "
+                f"{ratio['ratio']:.1f}x its synops ({ratio['ratio_with_input']:.1f}x counting "
+                "the input layer's MACs)"
+            )
     (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))
     return 0

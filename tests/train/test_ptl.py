@@ -315,3 +315,22 @@ def test_dropout_acts_on_the_readout_input_in_training_only():
     torch.testing.assert_close(dropped, expected)
     net.eval()
     torch.testing.assert_close(net(x), reference)
+
+
+def test_synops_ratio_takes_the_shortest_classic_run_at_equal_accuracy():
+    from eventsp.train.ptl.evaluate import synops_ratio_at_equal_accuracy
+
+    snn = {"accuracy": 0.99, "synops_per_image": 100.0, "input_macs_per_image": 50.0, "T": 8}
+    runs = [
+        {"accuracy": 0.95, "synops_per_image": 120.0, "input_macs_per_image": 50.0, "T": 8},
+        {"accuracy": 0.992, "synops_per_image": 1500.0, "input_macs_per_image": 200.0, "T": 32},
+        {"accuracy": 0.99, "synops_per_image": 700.0, "input_macs_per_image": 100.0, "T": 16},
+    ]
+    got = synops_ratio_at_equal_accuracy(snn, runs)
+    assert got == {
+        "classic_T": 16,
+        "classic_accuracy": 0.99,
+        "ratio": 7.0,
+        "ratio_with_input": pytest.approx(800.0 / 150.0),
+    }
+    assert synops_ratio_at_equal_accuracy(snn, runs[:1]) is None

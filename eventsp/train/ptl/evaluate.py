@@ -7,6 +7,8 @@
 - ``classic_conversion(ann, calib_x, T)``: the same ANN converted the classic way: batch norm
   folded, every threshold set at once from the ANN's activations (99.9th percentile,
   data-based normalisation), rate coding over ``T`` steps, no tandem fine-tuning.
+- ``synops_ratio_at_equal_accuracy(snn, classic)``: the synops of the first classic run that
+  reaches the SNN's accuracy, over the SNN's.
 """
 
 from __future__ import annotations
@@ -99,3 +101,25 @@ def classic_conversion(ann: TandemNet, calib_x: np.ndarray, T: int) -> TandemNet
         layer.spiking.fill_(True)
         layer.frozen.fill_(True)
     return snn
+
+
+def synops_ratio_at_equal_accuracy(
+    snn: dict[str, float], classic: list[dict[str, float]]
+) -> dict[str, float] | None:
+    """Classic conversion against the PTL network at equal accuracy: the classic run with the
+    fewest time steps whose accuracy reaches the SNN's, and its synops (spikes x nonzero
+    fan-out, the analog input layer excluded) over the SNN's. None if no classic run reaches
+    the SNN's accuracy. ``ratio_with_input`` also counts the input layer's T x dense MACs."""
+    reached = [c for c in classic if c["accuracy"] >= snn["accuracy"]]
+    if not reached:
+        return None
+    c = min(reached, key=lambda r: r["T"])
+    with_input = (c["synops_per_image"] + c["input_macs_per_image"]) / (
+        snn["synops_per_image"] + snn["input_macs_per_image"]
+    )
+    return {
+        "classic_T": c["T"],
+        "classic_accuracy": c["accuracy"],
+        "ratio": c["synops_per_image"] / snn["synops_per_image"],
+        "ratio_with_input": with_input,
+    }
