@@ -259,3 +259,96 @@ def test_filters_and_pushes_never_modify_or_keep_the_callers_events():
     _, state = encoder.push(packet, encoder.init_state())
     packet["x"] = 0  # the caller reuses its buffer
     np.testing.assert_array_equal(encoder.flush(state)[0], encoder.encode(events))
+
+
+@settings_
+@given(
+    index=st.integers(0, 2),
+    window_ms=st.integers(1, 120),
+    overlap_frac=st.sampled_from([0.0, 0.5]),
+    representation=st.sampled_from(["count", "binary"]),
+    cuts=cuts_strategy,
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_disorder_inside_packets_is_sorted_away(
+    index, window_ms, overlap_frac, representation, cuts, seed
+):
+    # Packets whose ends are in order but whose middle is not look sorted to the fast path;
+    # its checks must catch the disorder and sort the packet (the frames are tonic's).
+    events, size = _recording(index)
+    window = window_ms * SCALE_US[index]
+    overlap = int(window * overlap_frac)
+    expected = _tonic_frames(events, size, time_window=window, overlap=overlap)
+    if representation == "binary":
+        expected = np.minimum(expected, 1)
+    encoder = FrameEncoder(
+        size, time_window_us=window, overlap=overlap, representation=representation
+    )
+    rng = np.random.default_rng(seed)
+    bounds = sorted({0, len(events), *(int(c * len(events)) for c in cuts)})
+    packets = []
+    for a, b in itertools.pairwise(bounds):
+        packet = events[a:b].copy()
+        if len(packet) > 3:
+            i, j = rng.integers(1, len(packet) - 1, size=2)
+            packet[[i, j]] = packet[[j, i]]
+        packets.append(packet)
+    frames = list(encode_stream(encoder, packets))
+    got = np.concatenate(frames) if frames else np.zeros((0, *encoder.frame_shape), np.float32)
+    np.testing.assert_array_equal(got, expected)
+    shuffled = np.concatenate(packets)
+    if len(shuffled) > 3:  # one swap between two events inside the whole recording
+        shuffled[[1, -2]] = shuffled[[-2, 1]]
+        np.testing.assert_array_equal(encoder.encode(shuffled), expected)
+
+
+@pytest.mark.parametrize("where", [0, 1, 2])
+def test_invalid_events_anywhere_in_a_packet_raise(where):
+    events, size = _recording(1)
+    position = [0, len(events) // 2, len(events) - 1][where]
+    off_sensor = events.copy()
+    off_sensor["x"][position] = -1
+    on_events = events.copy()
+    on_events["p"] = False
+    on_events["p"][position] = True
+    for bad, sensor, message in [
+        (off_sensor, size, "outside the sensor"),
+        (on_events, (*size[:2], 1), "both polarities"),
+    ]:
+        for representation in ("count", "binary"):
+            encoder = FrameEncoder(sensor, time_window_us=5000, representation=representation)
+            with pytest.raises(ValueError, match=message):
+                encoder.encode(bad)
+            with pytest.raises(ValueError, match=message):
+                encoder.push(bad, encoder.init_state())
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(time_window_us=40_000, overlap=30_000),
+        dict(time_window_us=7000, include_incomplete=True),
+        dict(event_count=500, overlap=100, include_incomplete=True),
+        dict(event_count=300, representation="binary"),
+    ],
+)
+def test_count_frames_buffer_events_when_open_windows_would_take_too_much_memory(
+    kwargs, monkeypatch
+):
+    from eventsp.events import encoders
+
+    events, size = _recording(0)
+    monkeypatch.setattr(encoders, "_MAX_OPEN_BYTES", 0)  # read when the encoder is made
+    encoder = FrameEncoder(size, **kwargs)
+    _, state = encoder.push(events[:1000], encoder.init_state())
+    assert state.buffer.size > 0, "events of open windows are buffered"
+    assert state.memory.size == 0, "no frames are kept"
+    tonic_kwargs = {
+        "time_window" if k == "time_window_us" else k: v
+        for k, v in kwargs.items()
+        if k != "representation"
+    }
+    expected = _tonic_frames(events, size, **tonic_kwargs)
+    if kwargs.get("representation") == "binary":
+        expected = np.minimum(expected, 1)
+    np.testing.assert_array_equal(_streamed(encoder, events, [0.1, 0.35, 0.36, 0.9]), expected)
