@@ -13,7 +13,7 @@ gives the same results.
 Numba caches these functions on disk keyed on the *contents* of this file only (a hash: touching
 the file changes nothing), yet the cached code includes the kernels they call. So this file
 records the hash of those kernel modules in :data:`KERNEL_SOURCES_SHA256`: after editing
-``dense.py``, ``conv.py``, ``neurons.py`` or ``layout.py``, set it to the value that
+``batch.py``, ``dense.py``, ``conv.py``, ``neurons.py`` or ``layout.py``, set it to the value that
 ``tests/runtime/test_kernel_cache.py`` prints (the test fails until then), which rebuilds the
 cache. A stale cache would silently run the old kernels.
 """
@@ -21,6 +21,7 @@ cache. A stale cache would silently run the old kernels.
 from __future__ import annotations
 
 from eventsp._jit import jit
+from eventsp.kernels.batch import dense_batch, if_batch, lif_batch, move_batch
 from eventsp.kernels.conv import conv2d_step, pool2d_step, to_chw, to_hwc
 from eventsp.kernels.dense import causal_conv1d_step, dense_step
 from eventsp.kernels.layout import (
@@ -58,8 +59,8 @@ from eventsp.kernels.neurons import (
     relu_step,
 )
 
-# sha256 over dense.py, conv.py, layout.py, neurons.py (see the module docstring).
-KERNEL_SOURCES_SHA256 = "482693e680aaee77ad4e750aa2ef88f97f4057b01432d3252c2b99089742bda3"
+# sha256 over batch.py, dense.py, conv.py, layout.py, neurons.py (see the module docstring).
+KERNEL_SOURCES_SHA256 = "d930a118f40a5bf105b1b4d2400adf8fa68ff805224b8db6aae68fff514c013e"
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
 OP_CALL_SIGNATURE = (
@@ -123,11 +124,22 @@ def run_op(row, params, x, out, a, v, c, t):
 @jit("void(int64[:, ::1], float32[::1], float32[:, ::1], float32[:, ::1], " + STATE_TYPES + ")")
 def _frame(code, params, x, out, values, acts, steps, counters):
     """One frame of every stream, op by op: each layer runs for all streams before the next,
-    so its weights stay in cache across streams (streams stay independent)."""
+    so its weights stay in cache across streams (streams stay independent). The commonest
+    ops run as one batch-level call (``batch.py``), the others once per stream."""
     for k in range(1, code.shape[0]):
         row = code[k]
-        for b in range(x.shape[0]):
-            run_op(row, params, x[b], out[b], acts[b], values[b], counters[b, k], steps[b])
+        op = row[OP]
+        if op == DENSE:
+            dense_batch(row, params, acts, values, counters, k)
+        elif op == LIF:
+            lif_batch(row, params, acts, values, counters, k)
+        elif op == IF:
+            if_batch(row, params, acts, values, counters, k)
+        elif op in (INPUT, OUTPUT, FLATTEN):
+            move_batch(row, x, out, acts)
+        else:
+            for b in range(x.shape[0]):
+                run_op(row, params, x[b], out[b], acts[b], values[b], counters[b, k], steps[b])
     for b in range(x.shape[0]):
         steps[b] += 1
 

@@ -1,0 +1,274 @@
+"""Batch-level kernels: one call runs an operation for every stream of a batch.
+
+The per-stream kernels (``dense.py``, ``neurons.py``, ``conv.py``) take one stream's slices of
+the state; calling one per stream and operation costs about 100 ns each (the call, and Numba's
+reference counting of every slice, atomic operations that its pruning pass leaves in). The
+kernels here take the whole ``(batch, n)`` buffers and index them in place, without slices,
+for the operations that dominate small networks and large batches: Input, Output, Flatten,
+Dense, IF and LIF. Each computes exactly what its per-stream twin computes, in the same
+order (the same bits); ``tests/runtime/test_batch_kernels.py`` checks that.
+
+Indices are ``uint64`` on purpose: Numba must allow for negative indices (which count from
+the end) of a signed index into a 2-D array, and that check keeps LLVM from vectorising the
+loops; an unsigned index cannot be negative. Mixing ``uint64`` and ``int64`` in Numba gives
+``float64``, so every index term below is converted first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
+
+from eventsp._jit import jit
+from eventsp.kernels.layout import (
+    ACS,
+    DENSE_OPS,
+    IN,
+    IN2,
+    INPUT,
+    MACS,
+    MODE,
+    N_IN,
+    N_OUT,
+    NONZERO,
+    OP,
+    OUT,
+    OUTPUT,
+    P0,
+    P1,
+    P2,
+    S0,
+    SPIKES,
+    TOTAL,
+    C,
+    H,
+    W,
+)
+
+# LIF membranes below this magnitude are flushed to zero (as in neurons.lif_step).
+TINY = np.float32(1e-30)
+
+BATCH_SIGNATURE = (
+    "void(int64[::1], float32[::1], float32[:, ::1], float32[:, ::1], float64[:, :, ::1], int64)"
+)
+U64 = np.uint64
+
+
+@jit("uint64(float32[::1], uint64)", inline="always")
+def _mask64(a, start):
+    """Bit ``j`` set where ``a[start + j] != 0`` for ``j < 64`` (a vectorised compare)."""
+    mask = U64(0)
+    for j in range(U64(64)):
+        mask |= U64(a[start + j] != 0.0) << j
+    return mask
+
+
+@jit("int64(float32[::1], int32[::1], uint64, uint64, uint64)", inline="always")
+def _list_row(acts, ai, start, n, dst):
+    """``dense.list_active`` of ``acts[start:start+n]`` into ``ai[dst:]``: the count of
+    nonzero values, negated when any is not exactly 1, and their indices in increasing order."""
+    nnz = U64(0)
+    non_binary = False
+    i0 = U64(0)
+    while i0 + U64(64) <= n:
+        mask = _mask64(acts, start + i0)
+        while mask != 0:
+            i = i0 + trailing_zeros(mask)
+            ai[dst + nnz] = np.int32(i)
+            nnz += U64(1)
+            non_binary |= acts[start + i] != 1.0
+            mask &= mask - U64(1)
+        i0 += U64(64)
+    for i in range(i0, n):
+        v = acts[start + i]
+        if v != 0.0:
+            ai[dst + nnz] = np.int32(i)
+            nnz += U64(1)
+            non_binary |= v != 1.0
+    count = np.int64(nnz)
+    return -count if non_binary else count
+
+
+@jit("int64(float32[::1], int32[::1], uint64, uint64, int64)", inline="always")
+def _spike_row(acts, ai, start, n, list_off):
+    """``neurons.spike_list`` of ``acts[start:start+n]`` (spikes are exactly 1 or 0): the
+    count, and when ``list_off >= 0`` the list ``[count, i0, i1, ...]`` at ``ai[list_off:]``.
+    """
+    if list_off < 0:
+        total = 0
+        for i in range(n):
+            total += acts[start + i] != 0.0
+        return total
+    dst = U64(list_off) + U64(1)
+    m = U64(0)
+    i0 = U64(0)
+    while i0 + U64(64) <= n:
+        mask = _mask64(acts, start + i0)
+        while mask != 0:
+            ai[dst + m] = np.int32(i0 + trailing_zeros(mask))
+            m += U64(1)
+            mask &= mask - U64(1)
+        i0 += U64(64)
+    for i in range(i0, n):
+        if acts[start + i] != 0.0:
+            ai[dst + m] = np.int32(i)
+            m += U64(1)
+    ai[U64(list_off)] = np.int32(m)
+    return np.int64(m)
+
+
+@jit(BATCH_SIGNATURE)
+def dense_batch(row, params, acts, values, counters, k):
+    """Dense for every stream: ``y = b + W x`` (see ``dense.dense_step``, same order)."""
+    flat = acts.reshape(-1)
+    ai = flat.view(np.int32)
+    stride = U64(acts.shape[1])
+    n_in = U64(row[N_IN])
+    n_out = U64(row[N_OUT])
+    w0 = U64(row[P0])
+    has_bias = row[P1] >= 0
+    b_off = U64(max(row[P1], 0))
+    from_list = row[IN2] >= 0
+    for bb in range(acts.shape[0]):
+        base = U64(bb) * stride
+        x0 = base + U64(row[IN])
+        y0 = base + U64(row[OUT])
+        if has_bias:
+            for j in range(n_out):
+                flat[y0 + j] = params[b_off + j]
+        else:
+            for j in range(n_out):
+                flat[y0 + j] = 0.0
+        if from_list:
+            listed = np.int64(ai[base + U64(row[IN2])])
+            idx0 = base + U64(row[IN2]) + U64(1)
+        else:
+            idx0 = base + U64(row[MODE])
+            listed = _list_row(flat, ai, x0, n_in, idx0)
+        nnz = U64(abs(listed))
+        q = U64(0)
+        if listed >= 0:  # spikes: a * w == w exactly for a == 1, so add the rows as they are
+            while q + U64(4) <= nnz:
+                r0 = w0 + U64(ai[idx0 + q]) * n_out
+                r1 = w0 + U64(ai[idx0 + q + U64(1)]) * n_out
+                r2 = w0 + U64(ai[idx0 + q + U64(2)]) * n_out
+                r3 = w0 + U64(ai[idx0 + q + U64(3)]) * n_out
+                for j in range(n_out):
+                    flat[y0 + j] = (
+                        ((flat[y0 + j] + params[r0 + j]) + params[r1 + j]) + params[r2 + j]
+                    ) + params[r3 + j]
+                q += U64(4)
+        while q + U64(4) <= nnz:
+            i0 = U64(ai[idx0 + q])
+            i1 = U64(ai[idx0 + q + U64(1)])
+            i2 = U64(ai[idx0 + q + U64(2)])
+            i3 = U64(ai[idx0 + q + U64(3)])
+            a0, a1, a2, a3 = flat[x0 + i0], flat[x0 + i1], flat[x0 + i2], flat[x0 + i3]
+            r0, r1, r2, r3 = w0 + i0 * n_out, w0 + i1 * n_out, w0 + i2 * n_out, w0 + i3 * n_out
+            for j in range(n_out):
+                flat[y0 + j] = (
+                    ((flat[y0 + j] + a0 * params[r0 + j]) + a1 * params[r1 + j])
+                    + a2 * params[r2 + j]
+                ) + a3 * params[r3 + j]
+            q += U64(4)
+        while q < nnz:
+            i0 = U64(ai[idx0 + q])
+            a0 = flat[x0 + i0]
+            r0 = w0 + i0 * n_out
+            for j in range(n_out):
+                flat[y0 + j] += a0 * params[r0 + j]
+            q += U64(1)
+        if listed >= 0:
+            counters[bb, k, ACS] += np.int64(nnz) * row[N_OUT]
+        else:
+            counters[bb, k, MACS] += np.int64(nnz) * row[N_OUT]
+        counters[bb, k, DENSE_OPS] += row[N_IN] * row[N_OUT]
+
+
+@jit(BATCH_SIGNATURE)
+def lif_batch(row, params, acts, values, counters, k):
+    """LIF for every stream (see ``neurons.lif_step``): ``v = decay*v + x; s = v >= th;
+    v = 0 where s``; ``|v| < 1e-30`` flushed to 0."""
+    flat = acts.reshape(-1)
+    ai = flat.view(np.int32)
+    mem = values.reshape(-1)
+    n = U64(row[N_OUT])
+    th = params[row[P2]]
+    decay = params[row[P2] + 1]
+    for bb in range(acts.shape[0]):
+        base = U64(bb) * U64(acts.shape[1])
+        x0 = base + U64(row[IN])
+        y0 = base + U64(row[OUT])
+        v0 = U64(bb) * U64(values.shape[1]) + U64(row[S0])
+        for i in range(n):
+            u = decay * mem[v0 + i] + flat[x0 + i]
+            fire = u >= th
+            mem[v0 + i] = np.float32(0.0) if (fire | (abs(u) < TINY)) else u
+            flat[y0 + i] = np.float32(1.0) if fire else np.float32(0.0)
+        list_off = np.int64(base) + row[MODE] if row[MODE] >= 0 else -1
+        spikes = _spike_row(flat, ai, y0, n, list_off)
+        counters[bb, k, NONZERO] += spikes
+        counters[bb, k, SPIKES] += spikes
+        counters[bb, k, TOTAL] += row[N_OUT]
+
+
+@jit(BATCH_SIGNATURE)
+def if_batch(row, params, acts, values, counters, k):
+    """IF for every stream (see ``neurons.if_step``): ``v += x; s = v >= th; v -= s*th``."""
+    flat = acts.reshape(-1)
+    ai = flat.view(np.int32)
+    mem = values.reshape(-1)
+    n = U64(row[N_OUT])
+    th = params[row[P2]]
+    for bb in range(acts.shape[0]):
+        base = U64(bb) * U64(acts.shape[1])
+        x0 = base + U64(row[IN])
+        y0 = base + U64(row[OUT])
+        v0 = U64(bb) * U64(values.shape[1]) + U64(row[S0])
+        for i in range(n):
+            u = mem[v0 + i] + flat[x0 + i]
+            fire = u >= th
+            mem[v0 + i] = u - th if fire else u
+            flat[y0 + i] = np.float32(1.0) if fire else np.float32(0.0)
+        list_off = np.int64(base) + row[MODE] if row[MODE] >= 0 else -1
+        spikes = _spike_row(flat, ai, y0, n, list_off)
+        counters[bb, k, NONZERO] += spikes
+        counters[bb, k, SPIKES] += spikes
+        counters[bb, k, TOTAL] += row[N_OUT]
+
+
+@jit("void(float32[:, ::1], uint64, float32[:, ::1], uint64, int64, int64, int64, int64)")
+def copy_rows(src, s0, dst, d0, n, n_c, n_h, n_w):
+    """Per stream ``b``: ``dst[b, d0:d0+n] = src[b, s0:s0+n]``, transposed ``(C, H, W) ->
+    (H, W, C)`` when ``n_c > 0`` and ``n_c < 0`` (the reverse, with ``C = -n_c``)."""
+    fs = src.reshape(-1)
+    fd = dst.reshape(-1)
+    for bb in range(src.shape[0]):
+        a = U64(bb) * U64(src.shape[1]) + s0
+        z = U64(bb) * U64(dst.shape[1]) + d0
+        if n_c == 0:
+            for j in range(U64(n)):
+                fd[z + j] = fs[a + j]
+        elif n_c > 0:  # (C, H, W) -> (H, W, C)
+            c_n, hw = U64(n_c), U64(n_h * n_w)
+            for p in range(hw):
+                for c in range(c_n):
+                    fd[z + p * c_n + c] = fs[a + c * hw + p]
+        else:  # (H, W, C) -> (C, H, W)
+            c_n, hw = U64(-n_c), U64(n_h * n_w)
+            for c in range(c_n):
+                for p in range(hw):
+                    fd[z + c * hw + p] = fs[a + p * c_n + c]
+
+
+@jit("void(int64[::1], float32[:, ::1], float32[:, ::1], float32[:, ::1])")
+def move_batch(row, x, out, acts):
+    """Input (``x`` into ``acts``), Output (``acts`` into ``out``) and Flatten (within
+    ``acts``) for every stream; spatial data is stored ``(H, W, C)`` (see ``conv.py``)."""
+    n_c = max(row[C], 0)
+    if row[OP] == INPUT:
+        copy_rows(x, U64(0), acts, U64(row[OUT]), row[N_OUT], n_c, row[H], row[W])
+    elif row[OP] == OUTPUT:
+        copy_rows(acts, U64(row[IN]), out, U64(0), row[N_OUT], -n_c, row[H], row[W])
+    else:  # Flatten
+        copy_rows(acts, U64(row[IN]), acts, U64(row[OUT]), row[N_OUT], -n_c, row[H], row[W])
