@@ -96,8 +96,11 @@ class EncoderState(NamedTuple):
     memory: np.ndarray
 
 
+_INT64, _FLOAT32 = np.dtype(np.int64), np.dtype(np.float32)  # dtype objects: faster calls
+
+
 def _i64(value: int) -> np.ndarray:
-    return np.array(value, dtype=np.int64)
+    return np.array(value, _INT64)
 
 
 @dataclass(frozen=True)
@@ -413,7 +416,7 @@ class FrameEncoder:
 
     def _frames(self, n: int, empty: bool = False) -> np.ndarray:
         """``n`` frames of zeros (``empty``: uninitialised, for a kernel that fills them)."""
-        return (np.empty if empty else np.zeros)((n, *self.frame_shape), dtype=np.float32)
+        return (np.empty if empty else np.zeros)((n, *self.frame_shape), _FLOAT32)
 
     def _windows(
         self,

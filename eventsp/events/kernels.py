@@ -217,8 +217,9 @@ def _voxel_grids(events, starts, ends, scratch, out):
         if e > s:
             t_first = events[s].t
             span = np.float64(events[e - 1].t - t_first)
-            for i in range(s, e):
-                ev = events[i]
+            part = events[s:e]  # indices from 0: no sign check per access
+            for i in range(part.shape[0]):
+                ev = part[i]
                 ts = B * (np.float64(ev.t) - np.float64(t_first)) / span if span > 0.0 else 0.0
                 bin_ = np.int64(ts)
                 frac = ts - bin_
