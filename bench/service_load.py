@@ -246,10 +246,20 @@ async def _audio_share(address, model, chunk_ms, seconds, streams, n, start):
             await c.close()
 
 
+def run_loop(coroutine):
+    """``asyncio.run`` on uvloop's loop when installed (as ``eventsp serve`` does)."""
+    try:
+        import uvloop
+    except ModuleNotFoundError:
+        return asyncio.run(coroutine)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coroutine)
+
+
 def audio_client(address, model, chunk_ms, seconds, streams, n, start) -> dict:
     """Run ``streams`` (indices among ``n``) in this client process; raw results and CPU."""
     cpu = time.process_time()
-    results = asyncio.run(_audio_share(address, model, chunk_ms, seconds, streams, n, start))
+    results = run_loop(_audio_share(address, model, chunk_ms, seconds, streams, n, start))
     ok = [r for r in results if not isinstance(r, BaseException)]
     return {
         "server": np.asarray([v for r in ok for v in r[0]]),

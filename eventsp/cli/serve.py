@@ -131,8 +131,6 @@ def _worker_args(args: argparse.Namespace, port: int) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
-
     if args.workers < 1:
         raise UsageError(f"--workers is {args.workers}; expected 1 or more processes")
     if args.workers > 1:
@@ -140,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
 
     from eventsp.services.config import ServerConfig
     from eventsp.services.logs import configure_logging
-    from eventsp.services.server import serve
+    from eventsp.services.server import run as run_server
 
     try:
         config = ServerConfig(
@@ -164,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"listening on {address}", flush=True)
 
     try:
-        asyncio.run(serve(config, on_listening=listening))
+        run_server(config, on_listening=listening)
     except OSError as exc:
         raise UsageError(str(exc)) from None
     return 0

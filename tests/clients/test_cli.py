@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import signal
 import subprocess
@@ -64,6 +65,10 @@ def test_serve_prints_its_address_first_and_stops_on_sigterm(serve_process, held
     assert "serving" in events
     assert "stopping" in events
     assert events.index("stream_close") < events.index("stopped")
+    # The server runs on uvloop's event loop when it is installed (the serve extra).
+    serving = logs[events.index("serving")]
+    expected = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio.unix_events"
+    assert serving["loop"] == expected
 
 
 def test_stream_events_prints_json_predictions(serve_process, data_root):
