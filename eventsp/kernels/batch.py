@@ -251,8 +251,8 @@ def copy_rows(src, s0, dst, d0, n, n_c, n_h, n_w):
                 fd[z + j] = fs[a + j]
         elif n_c > 0:  # (C, H, W) -> (H, W, C)
             c_n, hw = U64(n_c), U64(n_h * n_w)
-            for p in range(hw):
-                for c in range(c_n):
+            for c in range(c_n):
+                for p in range(hw):
                     fd[z + p * c_n + c] = fs[a + c * hw + p]
         else:  # (H, W, C) -> (C, H, W)
             c_n, hw = U64(-n_c), U64(n_h * n_w)

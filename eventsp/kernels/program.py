@@ -60,7 +60,7 @@ from eventsp.kernels.neurons import (
 )
 
 # sha256 over batch.py, dense.py, conv.py, layout.py, neurons.py (see the module docstring).
-KERNEL_SOURCES_SHA256 = "d930a118f40a5bf105b1b4d2400adf8fa68ff805224b8db6aae68fff514c013e"
+KERNEL_SOURCES_SHA256 = "ef1d0ee3174dcea49eb73fe35b2ae75d51562b38d636a6eaaab009858f045b35"
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
 OP_CALL_SIGNATURE = (
