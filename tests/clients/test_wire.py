@@ -23,7 +23,11 @@ def test_pcm_round_trips_in_both_formats(rng):
     s16 = decode_pcm(encode_pcm(x, "PCM_S16LE"), "PCM_S16LE")
     np.testing.assert_allclose(s16, x, atol=1 / 32768)
     ints = (x * 32767).astype(np.int16)
-    np.testing.assert_array_equal(decode_pcm(encode_pcm(ints), "PCM_S16LE") * 32768, ints)
+    decoded = decode_pcm(encode_pcm(ints), "PCM_S16LE")
+    assert decoded.dtype == np.float32
+    assert decoded.flags.writeable
+    np.testing.assert_array_equal(decoded * 32768, ints)
+    np.testing.assert_array_equal(decoded, ints.astype(np.float32) / np.float32(32768))
     assert (
         encode_pcm(np.array([2.0, -2.0]), "PCM_S16LE") == np.array([32767, -32768], "<i2").tobytes()
     )  # clipped, not wrapped
