@@ -89,34 +89,6 @@ def _list_row(acts, ai, start, n, dst):
     return -count if non_binary else count
 
 
-@jit("int64(float32[::1], int32[::1], uint64, uint64, int64)", inline="always")
-def _spike_row(acts, ai, start, n, list_off):
-    """``neurons.spike_list`` of ``acts[start:start+n]`` (spikes are exactly 1 or 0): the
-    count, and when ``list_off >= 0`` the list ``[count, i0, i1, ...]`` at ``ai[list_off:]``.
-    """
-    if list_off < 0:
-        total = 0
-        for i in range(n):
-            total += acts[start + i] != 0.0
-        return total
-    dst = U64(list_off) + U64(1)
-    m = U64(0)
-    i0 = U64(0)
-    while i0 + U64(64) <= n:
-        mask = _mask64(acts, start + i0)
-        while mask != 0:
-            ai[dst + m] = np.int32(i0 + trailing_zeros(mask))
-            m += U64(1)
-            mask &= mask - U64(1)
-        i0 += U64(64)
-    for i in range(i0, n):
-        if acts[start + i] != 0.0:
-            ai[dst + m] = np.int32(i)
-            m += U64(1)
-    ai[U64(list_off)] = np.int32(m)
-    return np.int64(m)
-
-
 @jit(BATCH_SIGNATURE)
 def dense_batch(row, params, acts, values, counters, k):
     """Dense for every stream: ``y = b + W x`` (see ``dense.dense_step``, same order)."""
@@ -185,10 +157,35 @@ def dense_batch(row, params, acts, values, counters, k):
         counters[bb, k, DENSE_OPS] += row[N_IN] * row[N_OUT]
 
 
+@jit("int64(float32[::1], int32[::1], uint64, uint64, uint64, int64, int64)", inline="always")
+def _list_block(y, ai, y0, i0, i1, dst, m):
+    """Append the indices ``i`` in ``[i0, i1)`` where ``y[y0 + i] != 0`` at ``ai[dst + m:]``
+    (only counted when ``dst < 0``); returns the new count ``m``. A full block of 64 goes
+    through a bit mask (:func:`_mask64`), one step per spike."""
+    if i1 - i0 == U64(64):
+        mask = _mask64(y, y0 + i0)
+        while mask != 0:
+            if dst >= 0:
+                ai[U64(dst + m)] = np.int32(i0 + trailing_zeros(mask))
+            m += 1
+            mask &= mask - U64(1)
+        return m
+    for i in range(i0, i1):
+        if y[y0 + i] != 0.0:
+            if dst >= 0:
+                ai[U64(dst + m)] = np.int32(i)
+            m += 1
+    return m
+
+
 @jit(BATCH_SIGNATURE)
 def lif_batch(row, params, acts, values, counters, k):
     """LIF for every stream (see ``neurons.lif_step``): ``v = decay*v + x; s = v >= th;
-    v = 0 where s``; ``|v| < 1e-30`` flushed to 0."""
+    v = 0 where s``; ``|v| < 1e-30`` flushed to 0.
+
+    Blocks of 64 neurons: the update notes whether any fired (a vectorised OR), and only a
+    block that fired is scanned for the spike list (``neurons.spike_list``'s list, in the
+    same order), so silent regions cost one pass."""
     flat = acts.reshape(-1)
     ai = flat.view(np.int32)
     mem = values.reshape(-1)
@@ -200,13 +197,23 @@ def lif_batch(row, params, acts, values, counters, k):
         x0 = base + U64(row[IN])
         y0 = base + U64(row[OUT])
         v0 = U64(bb) * U64(values.shape[1]) + U64(row[S0])
-        for i in range(n):
-            u = decay * mem[v0 + i] + flat[x0 + i]
-            fire = u >= th
-            mem[v0 + i] = np.float32(0.0) if (fire | (abs(u) < TINY)) else u
-            flat[y0 + i] = np.float32(1.0) if fire else np.float32(0.0)
-        list_off = np.int64(base) + row[MODE] if row[MODE] >= 0 else -1
-        spikes = _spike_row(flat, ai, y0, n, list_off)
+        dst = np.int64(base) + row[MODE] + 1 if row[MODE] >= 0 else -1
+        spikes = 0
+        i0 = U64(0)
+        while i0 < n:
+            i1 = min(i0 + U64(64), n)
+            fired = False
+            for i in range(i0, i1):
+                u = decay * mem[v0 + i] + flat[x0 + i]
+                fire = u >= th
+                mem[v0 + i] = np.float32(0.0) if (fire | (abs(u) < TINY)) else u
+                flat[y0 + i] = np.float32(1.0) if fire else np.float32(0.0)
+                fired |= fire
+            if fired:
+                spikes = _list_block(flat, ai, y0, i0, i1, dst, spikes)
+            i0 = i1
+        if dst >= 0:
+            ai[U64(dst - 1)] = np.int32(spikes)
         counters[bb, k, NONZERO] += spikes
         counters[bb, k, SPIKES] += spikes
         counters[bb, k, TOTAL] += row[N_OUT]
@@ -214,7 +221,8 @@ def lif_batch(row, params, acts, values, counters, k):
 
 @jit(BATCH_SIGNATURE)
 def if_batch(row, params, acts, values, counters, k):
-    """IF for every stream (see ``neurons.if_step``): ``v += x; s = v >= th; v -= s*th``."""
+    """IF for every stream (see ``neurons.if_step``): ``v += x; s = v >= th; v -= s*th``;
+    spike lists as in :func:`lif_batch`."""
     flat = acts.reshape(-1)
     ai = flat.view(np.int32)
     mem = values.reshape(-1)
@@ -225,13 +233,23 @@ def if_batch(row, params, acts, values, counters, k):
         x0 = base + U64(row[IN])
         y0 = base + U64(row[OUT])
         v0 = U64(bb) * U64(values.shape[1]) + U64(row[S0])
-        for i in range(n):
-            u = mem[v0 + i] + flat[x0 + i]
-            fire = u >= th
-            mem[v0 + i] = u - th if fire else u
-            flat[y0 + i] = np.float32(1.0) if fire else np.float32(0.0)
-        list_off = np.int64(base) + row[MODE] if row[MODE] >= 0 else -1
-        spikes = _spike_row(flat, ai, y0, n, list_off)
+        dst = np.int64(base) + row[MODE] + 1 if row[MODE] >= 0 else -1
+        spikes = 0
+        i0 = U64(0)
+        while i0 < n:
+            i1 = min(i0 + U64(64), n)
+            fired = False
+            for i in range(i0, i1):
+                u = mem[v0 + i] + flat[x0 + i]
+                fire = u >= th
+                mem[v0 + i] = u - th if fire else u
+                flat[y0 + i] = np.float32(1.0) if fire else np.float32(0.0)
+                fired |= fire
+            if fired:
+                spikes = _list_block(flat, ai, y0, i0, i1, dst, spikes)
+            i0 = i1
+        if dst >= 0:
+            ai[U64(dst - 1)] = np.int32(spikes)
         counters[bb, k, NONZERO] += spikes
         counters[bb, k, SPIKES] += spikes
         counters[bb, k, TOTAL] += row[N_OUT]
