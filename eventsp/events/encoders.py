@@ -13,6 +13,13 @@ Each packet goes through the time-order policy (:func:`~eventsp.events.contract.
 sorted, late events dropped and counted in ``state.order``), then the filters in order
 (:mod:`eventsp.events.filters`), then windowing and one representation.
 
+Count and binary frames stream without keeping events: the state holds the frames of the
+windows still open (at most ``ceil(L / S)``; beyond ``_MAX_OPEN_BYTES`` of them the encoder
+keeps the open windows' events instead, like the other representations). A packet that
+looks in order (its ends after the watermark, no filters) is counted by one kernel pass that
+also checks every event; only when that check fails (disorder inside the packet, a bad
+coordinate or polarity) does the packet take the general path (validate, sort, count again).
+
 Windows (tonic's ``SliceByTime`` / ``SliceByEventCount``, exactly)
     By time: window ``k`` holds events with ``t0 + kS <= t < t0 + kS + L``, ``L`` =
     ``time_window_us``, stride ``S = L - overlap``, ``t0`` the first event's time. It is emitted

@@ -7,6 +7,10 @@ Every kernel takes the events themselves, a 1-D array of
 signatures cannot name a record type, so the signatures are built from ``numba.types``.
 Frames are ``(n_windows, C, H, W)`` float32, written through a flat view.
 
+Loops over a range of events slice the array and index from 0 (``events[lo:hi][i]``): Numba
+proves such indices non-negative and drops the wraparound check it adds to every access
+through an index that starts elsewhere (about 1 ns per event in the count loop).
+
 Math (window ``k`` holds the events at position ``r`` with ``kS <= r < kS + L``):
 
 - count frame: ``F[c, y, x] = #events at (x, y)`` with ``c = p`` when the sensor has two
