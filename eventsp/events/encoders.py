@@ -273,8 +273,10 @@ class FrameEncoder:
         state = state._replace(order=order, filters=filter_states)
         if n == 0:
             return self._frames(0), state
-        if self._accumulates:  # events checked and sorted, filters' output valid: no flags
-            return self._push_counts(events, t_first, t_last, state, order)[:2]
+        if self._accumulates:
+            out, state, flags = self._push_counts(events, t_first, t_last, state, order)
+            self._check_filtered(flags)
+            return out, state
         buffer = concat_events([state.buffer, events]) if state.buffer.size else events
         started = bool(state.started)
         origin = int(state.origin) if started or self.event_count else t_first
@@ -410,6 +412,16 @@ class FrameEncoder:
             validate_events(events, self.sensor_size)  # raises, naming the problem
         return events, bool(flags & 1), int(t_first), int(t_last)
 
+    def _check_filtered(self, flags: int) -> None:
+        """Raise when checked, sorted events came out of the filters unsorted or off the
+        sensor (only a user-written filter can do that)."""
+        if flags:
+            raise ValueError(
+                f"the filters {self.filters} passed on events out of time order or outside "
+                f"their output sensor size {self.output_size}; a filter must keep events "
+                "sorted and inside the size its output_size() returns"
+            )
+
     def _n_windows(self, time_span: int, n_events: int) -> int:
         """How many windows tonic cuts from a whole recording (its SliceBy* formulas)."""
         length, stride, by_time = self._windowing
@@ -454,8 +466,9 @@ class FrameEncoder:
         if self.representation in ("count", "binary"):
             pos0 = 0 if by_time else origin  # stream index of buffer[0]
             none, binary = self._no_frames, self.representation == "binary"
-            _count_frames(buffer, pos0, by_time, origin, length, stride, first, none, out, none,
-                          binary)  # fmt: skip
+            flags = _count_frames(buffer, pos0, by_time, origin, length, stride, first, none,
+                                  out, none, binary)  # fmt: skip
+            self._check_filtered(int(flags))
             return out, keep_from, new_origin, memory
         k = np.arange(first, stop, dtype=np.int64)
         if by_time:

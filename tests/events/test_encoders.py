@@ -352,3 +352,27 @@ def test_count_frames_buffer_events_when_open_windows_would_take_too_much_memory
     if kwargs.get("representation") == "binary":
         expected = np.minimum(expected, 1)
     np.testing.assert_array_equal(_streamed(encoder, events, [0.1, 0.35, 0.36, 0.9]), expected)
+
+
+@pytest.mark.parametrize("buffered", [False, True])
+def test_a_filter_that_breaks_the_contract_is_named(buffered, monkeypatch):
+    from eventsp.events import encoders
+
+    class Shift:  # a user-written filter whose output leaves its own sensor size
+        def output_size(self, sensor_size):
+            return sensor_size
+
+        def init_state(self, sensor_size):
+            return np.zeros(0)
+
+        def apply(self, events, sensor_size, state):
+            out = events.copy()
+            out["x"] += sensor_size[0]
+            return out, state
+
+    events, size = _recording(1)
+    if buffered:
+        monkeypatch.setattr(encoders, "_MAX_OPEN_BYTES", 0)
+    encoder = FrameEncoder(size, time_window_us=5000, filters=(Shift(),))
+    with pytest.raises(ValueError, match="filters"):
+        encoder.push(events, encoder.init_state())
