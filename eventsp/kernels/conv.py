@@ -133,25 +133,24 @@ def conv2d_step(row, params, acts, values, cnt, t):
                         break
                     if oy >= n_ho:
                         continue
-                    ob = (oy * n_wo + ix + pw - kx_hi) * n_o
+                    # Unsigned offsets into acts and params, no slices: a slice costs two
+                    # atomic reference-count updates, more than a short run of adds.
                     tap = (ky * kw + kw - 1 - kx_hi) * n_o
-                    y_run = y[ob : ob + run]
-                    wb = w0 + c * kh * kw * n_o + tap
-                    w_run = params[wb : wb + run]
+                    yb = np.uint64(row[OUT] + (oy * n_wo + ix + pw - kx_hi) * n_o)
+                    wb = np.uint64(w0 + c * kh * kw * n_o + tap)
+                    n_run = np.uint64(run)
                     if n_same == 4:
-                        wb1 = w0 + c1 * kh * kw * n_o + tap
-                        wb2 = w0 + c2 * kh * kw * n_o + tap
-                        wb3 = w0 + c3 * kh * kw * n_o + tap
-                        w1_run = params[wb1 : wb1 + run]
-                        w2_run = params[wb2 : wb2 + run]
-                        w3_run = params[wb3 : wb3 + run]
-                        for j in range(run):
-                            y_run[j] = (
-                                ((y_run[j] + v * w_run[j]) + v1 * w1_run[j]) + v2 * w2_run[j]
-                            ) + v3 * w3_run[j]
+                        wb1 = np.uint64(w0 + c1 * kh * kw * n_o + tap)
+                        wb2 = np.uint64(w0 + c2 * kh * kw * n_o + tap)
+                        wb3 = np.uint64(w0 + c3 * kh * kw * n_o + tap)
+                        for j in range(n_run):
+                            acts[yb + j] = (
+                                ((acts[yb + j] + v * params[wb + j]) + v1 * params[wb1 + j])
+                                + v2 * params[wb2 + j]
+                            ) + v3 * params[wb3 + j]
                     else:
-                        for j in range(run):
-                            y_run[j] += v * w_run[j]
+                        for j in range(n_run):
+                            acts[yb + j] += v * params[wb + j]
                     effective += run * n_same
                 continue
             o0 = (c // cin_pg) * opg

@@ -60,7 +60,7 @@ from eventsp.kernels.neurons import (
 )
 
 # sha256 over batch.py, dense.py, conv.py, layout.py, neurons.py (see the module docstring).
-KERNEL_SOURCES_SHA256 = "4b3134cba4e1d722ef2cb65556ec10903a05a8f1959b3da2d7dee497b4745b7d"
+KERNEL_SOURCES_SHA256 = "cde119b23728af567b371345f0d34e62641bb4c772fb75b21438058c7e20df6c"
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
 OP_CALL_SIGNATURE = (
