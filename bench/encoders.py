@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/encoders.py            # about a minute on an idle core
     .venv/bin/python bench/encoders.py --quick    # fewer recordings and repeats
+    .venv/bin/python bench/encoders.py --keep     # keep every output alive (see below)
 
 Workloads, on the real recordings in ``../shared/data`` (read once, outside the timings):
 
