@@ -319,23 +319,25 @@ class FrameEncoder:
         complete = (span - length) // stride + 1 if span >= length else 0
         first = int(state.next_window)
         stop = max(complete, first)
-        out = self._frames(stop - first, empty=True)
-        still_open = self._frames(max(last // stride + 1, stop) - stop, empty=True)
+        shape = self.frame_shape
+        out = np.empty((stop - first, *shape), _FLOAT32)  # filled by the kernel
+        still_open = np.empty((max(last // stride + 1, stop) - stop, *shape), _FLOAT32)
         binary = self.representation == "binary"
         previous = state.memory
         flags = _count_frames(events, pos0, by_time, origin, length, stride, first, previous,
                               out, still_open, binary)  # fmt: skip
-        # Arrays that did not change are kept (states are replaced, never modified in place).
+        # Arrays that did not change are kept (states are replaced, never modified in place);
+        # fields in order, as this runs for every packet.
         state = EncoderState(
-            order=order,
-            filters=state.filters,
-            buffer=state.buffer,
-            origin=state.origin if started else _i64(origin),
-            started=state.started if started else np.array(True),
-            next_window=state.next_window if stop == first else _i64(stop),
-            n_events=_i64(n_events),
-            t_last=_i64(t_last),
-            memory=still_open,
+            order,
+            state.filters,
+            state.buffer,
+            state.origin if started else _i64(origin),
+            state.started if started else np.array(True),
+            state.next_window if stop == first else _i64(stop),
+            _i64(n_events),
+            _i64(t_last),
+            still_open,
         )
         return out, state, int(flags)
 
