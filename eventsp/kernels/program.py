@@ -137,6 +137,12 @@ def _frame(code, params, x, out, values, acts, steps, counters):
             if_batch(row, params, acts, values, counters, k)
         elif op in (INPUT, OUTPUT, FLATTEN):
             move_batch(row, x, out, acts)
+        elif op == CONV2D:  # direct calls: run_op's own slices cost more than its dispatch
+            for b in range(x.shape[0]):
+                conv2d_step(row, params, acts[b], values[b], counters[b, k], steps[b])
+        elif op == POOL:
+            for b in range(x.shape[0]):
+                pool2d_step(row, params, acts[b], values[b], counters[b, k], steps[b])
         else:
             for b in range(x.shape[0]):
                 run_op(row, params, x[b], out[b], acts[b], values[b], counters[b, k], steps[b])
