@@ -39,7 +39,7 @@ The last line is ``sustained_realtime_kws_streams=<n> p99_ms=<x>`` (the round-tr
 the chunk size ``--headline-chunk-ms`` (default 100 ms, the usual streaming chunk); the line
 before it names that chunk size and repeats the other chunk sizes' results.
 
-Usage: ``python bench/service_load.py [--chunk-ms 20,100] [--streams 25,50,75,100,150,200]``.
+Usage: ``python bench/service_load.py [--chunk-ms 20,100] [--streams 10,25,50,100,150]``.
 """
 
 from __future__ import annotations
@@ -499,7 +499,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=Path, default=BUNDLED, help="folder of .esp models")
     parser.add_argument("--synthetic", action="store_true", help="random-weight load models")
-    parser.add_argument("--streams", type=numbers(int), default=[25, 50, 75, 100, 150, 200, 300])
+    parser.add_argument(
+        "--streams",
+        type=numbers(int),
+        default=[10, 25, 40, 50, 60, 75, 100, 125, 150, 200, 250, 300],
+    )
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--chunk-ms", type=numbers(float), default=[20.0, 100.0])
     parser.add_argument("--headline-chunk-ms", type=float, default=100.0)
