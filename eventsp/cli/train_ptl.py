@@ -10,9 +10,10 @@ with DDP (gloo on CPU, NCCL on GPU). The run folder holds checkpoints (``--resum
 
 Examples::
 
-    eventsp train-ptl --dataset mnist --T 8 --bits 8 --out runs/mnist
-    eventsp train-ptl --dataset mnist --bits 8 4 --fan-in 64 --init-ann runs/mnist/ann.pt \\
-        --out runs/mnist4
+    eventsp train-ptl --dataset mnist --T 8 --bits 8 --ann-epochs 10 --epoch-samples 12000 \\
+        --dropout 0.2 --compare-classic 8 16 32 64 --out runs/mnist  # the bundled model
+    eventsp train-ptl --dataset mnist --bits 8 4 --fan-in 64 --no-readout-fan-in \\
+        --init-ann runs/mnist/ann.pt --stage-epochs 1 --epoch-samples 4000 --out runs/mnist4
     eventsp train-ptl --dataset cifar10 --cifar-root ~/data/cifar-10-batches-py --device cuda
 """
 
