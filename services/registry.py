@@ -25,12 +25,13 @@ def bundled_models_dir() -> Path:
     return Path(eventsp.models.__file__).resolve().parent
 
 
-def load_tasks(folder: Path) -> list[StreamingTask]:
+def load_tasks(folder: Path, *, bundled: bool = False) -> list[StreamingTask]:
     """One task per ``*.esp`` file in ``folder`` (sorted by name).
 
     Models of tasks that have no streaming RPC (``classify-images``, say: the bundled folder
-    holds one for ``eventsp classify-images``) are skipped with a log line; any other problem
-    with a file stops the server, naming the file.
+    holds one for ``eventsp classify-images``) are skipped with a log line: a warning for a
+    user's folder, info for the ``bundled`` one, where skipping it is expected. Any other
+    problem with a file stops the server, naming the file.
     """
     from eventsp.services.adapters import UnservedTaskError, task_from_file
 
@@ -39,7 +40,8 @@ def load_tasks(folder: Path) -> list[StreamingTask]:
         try:
             tasks.append(task_from_file(path))
         except UnservedTaskError as exc:
-            log.warning("model not served: %s", exc, extra={"event": "model_skipped"})
+            level = logging.INFO if bundled else logging.WARNING
+            log.log(level, "model not served: %s", exc, extra={"event": "model_skipped"})
     return tasks
 
 
@@ -59,7 +61,10 @@ class ModelRegistry:
     @classmethod
     def from_dir(cls, folder: Path | None) -> ModelRegistry:
         """Load every model in ``folder``, or the bundled defaults when it is ``None``."""
-        tasks = load_tasks(bundled_models_dir() if folder is None else Path(folder))
+        if folder is None:
+            tasks = load_tasks(bundled_models_dir(), bundled=True)
+        else:
+            tasks = load_tasks(Path(folder))
         defaults = [t.info.name for t in tasks if getattr(t, "is_default", False)]
         return cls(tasks, defaults)
 

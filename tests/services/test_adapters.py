@@ -5,6 +5,8 @@ The tiny models (random weights, ``models_dir`` fixture in conftest) exist only 
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -134,3 +136,18 @@ def test_bundled_folder_serves_streaming_models_and_skips_image_models():
     expected = {name for name, task in files.items() if task != "classify-images"}
     assert served == expected
     assert expected, "no streaming model is bundled"
+
+
+def test_skipped_image_model_is_a_warning_in_a_user_folder_only(tmp_path, models_dir, caplog):
+    from eventsp.services.registry import ModelRegistry
+
+    graph = load_model(models_dir / "tiny-kws.esp").graph
+    save_model(tmp_path / "img.esp", graph, {"task": "classify-images"})
+    with caplog.at_level(logging.INFO, logger="eventsp.services"):
+        assert ModelRegistry.from_dir(tmp_path).tasks() == []
+        ModelRegistry.from_dir(None)
+    records = [(r.levelno, r.getMessage()) for r in caplog.records]
+    skipped = [(level, text) for level, text in records if "not served" in text]
+    assert [level for level, _ in skipped] == [logging.WARNING, logging.INFO]
+    assert "img.esp" in skipped[0][1]
+    assert "mnist_ptl.esp" in skipped[1][1]
