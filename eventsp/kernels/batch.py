@@ -178,10 +178,14 @@ def _list_block(y, ai, y0, i0, i1, dst, m):
     return m
 
 
-@jit(BATCH_SIGNATURE)
-def lif_batch(row, params, acts, values, counters, k):
-    """LIF for every stream (see ``neurons.lif_step``): ``v = decay*v + x; s = v >= th;
-    v = 0 where s``; ``|v| < 1e-30`` flushed to 0.
+@jit(
+    "void(int64[::1], float32[::1], float32[:, ::1], float32[:, ::1], float64[:, :, ::1], int64, "
+    "boolean)",
+    inline="always",
+)
+def _spiking_batch(row, params, acts, values, counters, k, leaky):
+    """IF or LIF (``leaky``) for every stream; inlined into :func:`lif_batch` and
+    :func:`if_batch`, where ``leaky`` is a constant and its branch folds away.
 
     Blocks of 64 neurons: the update notes whether any fired (a vectorised OR), and only a
     block that fired is scanned for the spike list (``neurons.spike_list``'s list, in the
@@ -191,7 +195,7 @@ def lif_batch(row, params, acts, values, counters, k):
     mem = values.reshape(-1)
     n = U64(row[N_OUT])
     th = params[row[P2]]
-    decay = params[row[P2] + 1]
+    decay = params[row[P2] + 1] if leaky else np.float32(1.0)
     for bb in range(acts.shape[0]):
         base = U64(bb) * U64(acts.shape[1])
         x0 = base + U64(row[IN])
@@ -204,9 +208,14 @@ def lif_batch(row, params, acts, values, counters, k):
             i1 = min(i0 + U64(64), n)
             fired = False
             for i in range(i0, i1):
-                u = decay * mem[v0 + i] + flat[x0 + i]
-                fire = u >= th
-                mem[v0 + i] = np.float32(0.0) if (fire | (abs(u) < TINY)) else u
+                if leaky:
+                    u = decay * mem[v0 + i] + flat[x0 + i]
+                    fire = u >= th
+                    mem[v0 + i] = np.float32(0.0) if (fire | (abs(u) < TINY)) else u
+                else:
+                    u = mem[v0 + i] + flat[x0 + i]
+                    fire = u >= th
+                    mem[v0 + i] = u - th if fire else u
                 flat[y0 + i] = np.float32(1.0) if fire else np.float32(0.0)
                 fired |= fire
             if fired:
@@ -220,39 +229,16 @@ def lif_batch(row, params, acts, values, counters, k):
 
 
 @jit(BATCH_SIGNATURE)
+def lif_batch(row, params, acts, values, counters, k):
+    """LIF for every stream (see ``neurons.lif_step``): ``v = decay*v + x; s = v >= th;
+    v = 0 where s``; ``|v| < 1e-30`` flushed to 0."""
+    _spiking_batch(row, params, acts, values, counters, k, True)
+
+
+@jit(BATCH_SIGNATURE)
 def if_batch(row, params, acts, values, counters, k):
-    """IF for every stream (see ``neurons.if_step``): ``v += x; s = v >= th; v -= s*th``;
-    spike lists as in :func:`lif_batch`."""
-    flat = acts.reshape(-1)
-    ai = flat.view(np.int32)
-    mem = values.reshape(-1)
-    n = U64(row[N_OUT])
-    th = params[row[P2]]
-    for bb in range(acts.shape[0]):
-        base = U64(bb) * U64(acts.shape[1])
-        x0 = base + U64(row[IN])
-        y0 = base + U64(row[OUT])
-        v0 = U64(bb) * U64(values.shape[1]) + U64(row[S0])
-        dst = np.int64(base) + row[MODE] + 1 if row[MODE] >= 0 else -1
-        spikes = 0
-        i0 = U64(0)
-        while i0 < n:
-            i1 = min(i0 + U64(64), n)
-            fired = False
-            for i in range(i0, i1):
-                u = mem[v0 + i] + flat[x0 + i]
-                fire = u >= th
-                mem[v0 + i] = u - th if fire else u
-                flat[y0 + i] = np.float32(1.0) if fire else np.float32(0.0)
-                fired |= fire
-            if fired:
-                spikes = _list_block(flat, ai, y0, i0, i1, dst, spikes)
-            i0 = i1
-        if dst >= 0:
-            ai[U64(dst - 1)] = np.int32(spikes)
-        counters[bb, k, NONZERO] += spikes
-        counters[bb, k, SPIKES] += spikes
-        counters[bb, k, TOTAL] += row[N_OUT]
+    """IF for every stream (see ``neurons.if_step``): ``v += x; s = v >= th; v -= s*th``."""
+    _spiking_batch(row, params, acts, values, counters, k, False)
 
 
 @jit("void(float32[:, ::1], uint64, float32[:, ::1], uint64, int64, int64, int64, int64)")

@@ -60,7 +60,7 @@ from eventsp.kernels.neurons import (
 )
 
 # sha256 over batch.py, dense.py, conv.py, layout.py, neurons.py (see the module docstring).
-KERNEL_SOURCES_SHA256 = "cde119b23728af567b371345f0d34e62641bb4c772fb75b21438058c7e20df6c"
+KERNEL_SOURCES_SHA256 = "c800437d02e153c8199f5ba263a3d64d69a52666971bbc27bafdfa8173b6323b"
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
 OP_CALL_SIGNATURE = (
