@@ -38,8 +38,11 @@ def test_train_resume_and_export(data_root, tmp_path, capsys):
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [0]
     assert rows[0]["samples"] == 16  # 2 batches of 8
+    # Without --test the held-out split is never measured, so no test figure can sway a choice.
+    assert "test_heldout_trainer" not in load_model(run / "model.esp").metadata["accuracy"]
+    assert "test_acc" not in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     # Resume: continues at epoch 1 from last.pt and keeps the earlier rows.
-    assert main(_args(data_root, run, "--epochs", "2", "--resume")) == 0
+    assert main(_args(data_root, run, "--epochs", "2", "--resume", "--test")) == 0
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [0, 1]
     model = load_model(run / "model.esp")

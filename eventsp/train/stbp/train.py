@@ -17,8 +17,12 @@ Selection: validation is the 100 real validation recordings plus ``--val-sim N``
 (:func:`eventsp.train.data.events.simulated_validation`, never trained on). The score is the
 mean of the two accuracies (``val_acc``; ``val_real_acc`` and ``val_sim_acc`` are logged too),
 ties broken by the mean of the two losses. The best epoch is kept (``best.pt``) and exported
-(``--export``, default ``RUN/model.esp``); the test split is only evaluated once, on that
-model, and its accuracy is recorded in the model's metadata.
+(``--export``, default ``RUN/model.esp``). The held-out test split is not looked at unless
+``--test`` is given: then it is evaluated once, on that model, and its accuracy is recorded in
+the model's metadata. Compare candidate runs on validation
+(``python -m eventsp.train.stbp.validate``) and measure only the chosen one on test
+(``--test``, or ``python -m eventsp.train.stbp.evaluate MODEL --bundle DST`` on the runtime), so
+that no test figure takes part in the choice.
 
 Outputs in ``RUN``: ``last.pt`` / ``best.pt`` (checkpoints, resumable), ``metrics.csv``,
 ``metrics.jsonl``, ``curves.png`` (loss and accuracies per epoch), ``model.esp``.
@@ -103,6 +107,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-batches", type=int, default=0, help="stop epochs early (tests)")
     p.add_argument("--limit", type=int, default=0, help="first N recordings per split (tests)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--test",
+        action="store_true",
+        help="measure the held-out test split at the end (only for the run you chose)",
+    )
     args = p.parse_args(argv)
     if args.time_steps < 1 or args.window_us < 1 or args.epochs < 1 or args.batch_size < 1:
         p.error("--time-steps, --window-us, --epochs and --batch-size must be >= 1")
@@ -156,12 +165,12 @@ def validate(model: SpikingResNet, val: Validation) -> dict[str, float]:
     return out
 
 
-def _datasets(args: argparse.Namespace) -> tuple[Dataset, Validation, FrameSet]:
+def _datasets(args: argparse.Namespace) -> tuple[Dataset, Validation, FrameSet | None]:
     split = nmnist_small_split(args.data / "nmnist_small" / "train")
     if args.limit:
         split = {k: v[: args.limit] for k, v in split.items()}
     val = validation_set(args)
-    test = load_recordings(split["test"], args.window_us, args.time_steps)
+    test = load_recordings(split["test"], args.window_us, args.time_steps) if args.test else None
     if args.tonic:
         from eventsp.train.data.events import tonic_dataset
 
@@ -328,12 +337,12 @@ def train(args: argparse.Namespace) -> dict:
 
 
 def _finish(
-    args: argparse.Namespace, model: SpikingResNet, val_set: Validation, test: FrameSet
+    args: argparse.Namespace, model: SpikingResNet, val_set: Validation, test: FrameSet | None
 ) -> dict:
     from eventsp.train.stbp.export import export_model
 
     ck = loop.load_checkpoint(args.run / "best.pt", model=model, restore_rng=False)
-    test_acc, _ = evaluate(model, test)
+    heldout = {} if test is None else {"test_acc": evaluate(model, test)[0]}  # only with --test
     val_acc = ck.state.get("val_acc", ck.best_metric)
     val = {k: v for k, v in ck.state.items() if k.startswith("val_")}
     path = args.export or args.run / "model.esp"
@@ -365,8 +374,11 @@ def _finish(
                 **{k: v for k, v in val.items() if k in ("val_real_acc", "val_sim_acc")},
                 "n_val_real": len(val_set.real),
                 "n_val_sim": 0 if val_set.sim is None else len(val_set.sim),
-                "test_heldout_trainer": test_acc,
-                "n_test": len(test),
+                **(
+                    {"test_heldout_trainer": heldout["test_acc"], "n_test": len(test)}
+                    if test is not None
+                    else {}
+                ),
             },
         },
     )
@@ -375,13 +387,13 @@ def _finish(
             {
                 "best_epoch": ck.epoch,
                 "val_acc": val_acc,
-                "test_acc": test_acc,
+                **heldout,
                 "model": str(path),
             }
         ),
         flush=True,
     )
-    return {"test_acc": test_acc, "model": str(path)}
+    return {**heldout, "model": str(path)}
 
 
 def main(argv: list[str] | None = None) -> int:
