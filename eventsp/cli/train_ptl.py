@@ -60,6 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--final-lr", type=float, default=5e-5, help="final phase")
     a("--ann-epochs", type=int, default=8, help="max epochs of ANN pre-training")
     a("--stage-epochs", type=int, default=2, help="max epochs per later stage")
+    a("--final-epochs", type=int, default=None, help="max epochs of the final phase")
     a("--patience", type=int, default=1, help="epochs without improvement that end a stage")
     a("--epoch-samples", type=int, default=None, help="samples per epoch after the ANN stage")
     a("--init-ann", type=Path, default=None, help="start from this ann.pt (skip ANN training)")
@@ -147,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
             final_lr=args.final_lr,
             ann_epochs=args.ann_epochs,
             stage_epochs=args.stage_epochs,
+            final_epochs=args.final_epochs,
             patience=args.patience,
             bits=tuple(args.bits),
             fan_in=args.fan_in,

@@ -296,6 +296,16 @@ def test_config_rejects_unknown_augmentation_and_bad_dropout():
         PTLConfig(dropout=1.0)
 
 
+def test_final_phase_has_its_own_epoch_limit():
+    from eventsp.train.ptl.trainer import _max_epochs
+
+    cfg = PTLConfig(ann_epochs=5, stage_epochs=2, final_epochs=6)
+    assert [_max_epochs(cfg, Stage(a)) for a in ("ann", "spike", "final")] == [5, 2, 6]
+    assert _max_epochs(PTLConfig(stage_epochs=3), Stage("final")) == 3
+    with pytest.raises(ValueError, match="final_epochs is 0"):
+        PTLConfig(final_epochs=0)
+
+
 def test_dropout_acts_on_the_readout_input_in_training_only():
     net = _net()
     net.layers[0].fold_batch_norm()

@@ -64,6 +64,7 @@ def to_graph(model: TandemNet) -> tuple[g.Graph, dict[str, Any]]:
                 bias=bias,
                 stride=layer.spec.stride,
                 padding=layer.spec.padding,
+                groups=layer.spec.groups,
                 **quant,
             )
         else:

@@ -44,19 +44,29 @@ PIXEL_SCALE = 1.0 / 255.0
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One synaptic layer: ``conv`` (square kernel) or ``dense``, with ``out`` channels/units."""
+    """One synaptic layer: ``conv`` (square kernel) or ``dense``, with ``out`` channels/units.
+
+    ``groups`` splits a conv's input and output channels into that many groups (as in
+    ``torch.nn.Conv2d``); ``groups == out == in channels`` is a depthwise conv."""
 
     kind: Literal["conv", "dense"]
     out: int
     kernel: int = 3
     stride: int = 1
     padding: int = 0
+    groups: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in ("conv", "dense"):
             raise ValueError(f"layer kind {self.kind!r} is unknown; expected 'conv' or 'dense'")
         if min(self.out, self.kernel, self.stride) < 1 or self.padding < 0:
             raise ValueError(f"layer {self} needs out, kernel, stride >= 1 and padding >= 0")
+        if self.groups < 1 or self.out % self.groups:
+            raise ValueError(
+                f"layer {self}: groups {self.groups} must be >= 1 and divide out={self.out}"
+            )
+        if self.kind == "dense" and self.groups != 1:
+            raise ValueError(f"layer {self}: a dense layer has groups=1; use a conv for groups")
 
 
 ARCHS: dict[str, tuple[LayerSpec, ...]] = {
@@ -73,6 +83,16 @@ ARCHS: dict[str, tuple[LayerSpec, ...]] = {
         LayerSpec("conv", 32, 5, 1, 2),
         LayerSpec("conv", 32, 3, 2, 1),
         LayerSpec("conv", 64, 3, 2, 1),
+        LayerSpec("dense", 10),
+    ),
+    # Fan-in <= 64 everywhere (for --fan-in 64): the two 3x3 convs are pruned from 288 inputs,
+    # a depthwise 7x7 conv (fan-in 49) is a learned spiking global pool, the readout sees 64.
+    # 28x28 -> 28x28x32 -> 14x14x32 -> 7x7x64 -> 1x1x64 -> 10.
+    "mnist32-f64": (
+        LayerSpec("conv", 32, 5, 1, 2),
+        LayerSpec("conv", 32, 3, 2, 1),
+        LayerSpec("conv", 64, 3, 2, 1),
+        LayerSpec("conv", 64, 7, 1, 0, groups=64),
         LayerSpec("dense", 10),
     ),
     # Spiking autoencoder (regression): 28x28 -> 14x14x16 -> 128 -> 784 pixels.
@@ -115,7 +135,13 @@ class TandemLayer(nn.Module):
         self.readout = readout
         if spec.kind == "conv":
             c = in_shape[0]
-            self.syn = nn.Conv2d(c, spec.out, spec.kernel, spec.stride, spec.padding)
+            if c % spec.groups:
+                raise ValueError(
+                    f"layer {spec}: groups {spec.groups} must divide its {c} input channels"
+                )
+            self.syn = nn.Conv2d(
+                c, spec.out, spec.kernel, spec.stride, spec.padding, groups=spec.groups
+            )
             self.bn = None if readout else nn.BatchNorm2d(spec.out)
         else:
             self.syn = nn.Linear(math.prod(in_shape), spec.out)
@@ -162,7 +188,9 @@ class TandemLayer(nn.Module):
 
     def synapse(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
         if self.spec.kind == "conv":
-            return F.conv2d(x, weight, bias, self.spec.stride, self.spec.padding)
+            return F.conv2d(
+                x, weight, bias, self.spec.stride, self.spec.padding, groups=self.spec.groups
+            )
         return F.linear(x.flatten(1), weight, bias)
 
     @torch.no_grad()

@@ -39,6 +39,7 @@ class PTLConfig:
     final_lr: float = 5e-5  # final phase
     ann_epochs: int = 10  # at most, for the ANN
     stage_epochs: int = 4  # at most, per later stage
+    final_epochs: int | None = None  # at most, for the final phase (None: stage_epochs)
     patience: int = 2
     bits: tuple[int, ...] = ()
     fan_in: int | None = None
@@ -58,6 +59,8 @@ class PTLConfig:
         for name in ("T", "batch_size", "ann_epochs", "stage_epochs", "patience", "calib_samples"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} is {getattr(self, name)!r}; expected an int >= 1")
+        if self.final_epochs is not None and self.final_epochs < 1:
+            raise ValueError(f"final_epochs is {self.final_epochs!r}; expected an int >= 1 or None")
         if self.epoch_samples is not None and self.epoch_samples < self.batch_size:
             raise ValueError(
                 f"epoch_samples {self.epoch_samples} is below batch_size {self.batch_size}"
@@ -190,6 +193,8 @@ def _stage_lr(config: PTLConfig, stage: Stage) -> float:
 
 
 def _max_epochs(config: PTLConfig, stage: Stage) -> int:
+    if stage.action == "final" and config.final_epochs is not None:
+        return config.final_epochs
     return config.ann_epochs if stage.action == "ann" else config.stage_epochs
 
 
