@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 
@@ -84,3 +85,25 @@ def test_cache_works_from_read_only_package(tmp_path):
     value, where_again, hits = _run_read_only(package_root, env)
     assert (value, where_again) == ("285", where)
     assert int(hits) >= 1, "second process compiled again instead of loading the cache"
+
+
+def test_kernel_without_numba_runtime_refuses_to_allocate():
+    @jit("float32(float32[::1])", cache=False, nrt=False)
+    def total(a):
+        s = np.float32(0.0)
+        for v in a[1:]:  # a slice is fine: it allocates nothing
+            s += v
+        return s
+
+    assert total(np.arange(4, dtype=np.float32)) == 6.0
+    with pytest.raises(numba.core.errors.TypingError, match="zeros"):
+
+        @jit("float32(int64)", cache=False, nrt=False)
+        def allocates(n):
+            return np.zeros(n, np.float32).sum()
+
+    with pytest.raises(numba.core.errors.NumbaTypeError, match="returning of array"):
+
+        @jit("float32[::1](float32[::1])", cache=False, nrt=False)
+        def returns_a_view(a):
+            return a[:2]

@@ -54,7 +54,7 @@ BATCH_SIGNATURE = (
 U64 = np.uint64
 
 
-@jit("uint64(float32[::1], uint64)", inline="always")
+@jit("uint64(float32[::1], uint64)", inline="always", nrt=False)
 def _mask64(a, start):
     """Bit ``j`` set where ``a[start + j] != 0`` for ``j < 64`` (a vectorised compare)."""
     mask = U64(0)
@@ -63,7 +63,7 @@ def _mask64(a, start):
     return mask
 
 
-@jit("int64(float32[::1], int32[::1], uint64, uint64, uint64)", inline="always")
+@jit("int64(float32[::1], int32[::1], uint64, uint64, uint64)", inline="always", nrt=False)
 def _list_row(acts, ai, start, n, dst):
     """``dense.list_active`` of ``acts[start:start+n]`` into ``ai[dst:]``: the count of
     nonzero values, negated when any is not exactly 1, and their indices in increasing order."""
@@ -89,7 +89,7 @@ def _list_row(acts, ai, start, n, dst):
     return -count if non_binary else count
 
 
-@jit(BATCH_SIGNATURE)
+@jit(BATCH_SIGNATURE, nrt=False)
 def dense_batch(row, params, acts, values, counters, k):
     """Dense for every stream: ``y = b + W x`` (see ``dense.dense_step``, same order)."""
     flat = acts.reshape(-1)
@@ -157,7 +157,11 @@ def dense_batch(row, params, acts, values, counters, k):
         counters[bb, k, DENSE_OPS] += row[N_IN] * row[N_OUT]
 
 
-@jit("int64(float32[::1], int32[::1], uint64, uint64, uint64, int64, int64)", inline="always")
+@jit(
+    "int64(float32[::1], int32[::1], uint64, uint64, uint64, int64, int64)",
+    inline="always",
+    nrt=False,
+)
 def _list_block(y, ai, y0, i0, i1, dst, m):
     """Append the indices ``i`` in ``[i0, i1)`` where ``y[y0 + i] != 0`` at ``ai[dst + m:]``
     (only counted when ``dst < 0``); returns the new count ``m``. A full block of 64 goes
@@ -182,6 +186,7 @@ def _list_block(y, ai, y0, i0, i1, dst, m):
     "void(int64[::1], float32[::1], float32[:, ::1], float32[:, ::1], float64[:, :, ::1], int64, "
     "boolean)",
     inline="always",
+    nrt=False,
 )
 def _spiking_batch(row, params, acts, values, counters, k, leaky):
     """IF or LIF (``leaky``) for every stream; inlined into :func:`lif_batch` and
@@ -228,20 +233,22 @@ def _spiking_batch(row, params, acts, values, counters, k, leaky):
         counters[bb, k, TOTAL] += row[N_OUT]
 
 
-@jit(BATCH_SIGNATURE)
+@jit(BATCH_SIGNATURE, nrt=False)
 def lif_batch(row, params, acts, values, counters, k):
     """LIF for every stream (see ``neurons.lif_step``): ``v = decay*v + x; s = v >= th;
     v = 0 where s``; ``|v| < 1e-30`` flushed to 0."""
     _spiking_batch(row, params, acts, values, counters, k, True)
 
 
-@jit(BATCH_SIGNATURE)
+@jit(BATCH_SIGNATURE, nrt=False)
 def if_batch(row, params, acts, values, counters, k):
     """IF for every stream (see ``neurons.if_step``): ``v += x; s = v >= th; v -= s*th``."""
     _spiking_batch(row, params, acts, values, counters, k, False)
 
 
-@jit("void(float32[:, ::1], uint64, float32[:, ::1], uint64, int64, int64, int64, int64)")
+@jit(
+    "void(float32[:, ::1], uint64, float32[:, ::1], uint64, int64, int64, int64, int64)", nrt=False
+)
 def copy_rows(src, s0, dst, d0, n, n_c, n_h, n_w):
     """Per stream ``b``: ``dst[b, d0:d0+n] = src[b, s0:s0+n]``, transposed ``(C, H, W) ->
     (H, W, C)`` when ``n_c > 0`` and ``n_c < 0`` (the reverse, with ``C = -n_c``)."""
@@ -265,7 +272,7 @@ def copy_rows(src, s0, dst, d0, n, n_c, n_h, n_w):
                     fd[z + c * hw + p] = fs[a + p * c_n + c]
 
 
-@jit("void(int64[::1], float32[:, ::1], float32[:, ::1], float32[:, ::1])")
+@jit("void(int64[::1], float32[:, ::1], float32[:, ::1], float32[:, ::1])", nrt=False)
 def move_batch(row, x, out, acts):
     """Input (``x`` into ``acts``), Output (``acts`` into ``out``) and Flatten (within
     ``acts``) for every stream; spatial data is stored ``(H, W, C)`` (see ``conv.py``)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from eventsp._jit import jit
-from eventsp.kernels.dense import OP_SIGNATURE, active_inputs, active_list
+from eventsp.kernels.dense import OP_SIGNATURE, active_inputs, active_offset
 from eventsp.kernels.layout import (
     ACS,
     DENSE_OPS,
@@ -49,7 +49,7 @@ from eventsp.kernels.layout import (
 )
 
 
-@jit(OP_SIGNATURE)
+@jit(OP_SIGNATURE, nrt=False)
 def conv2d_step(row, params, acts, values, cnt, t):
     """One frame of Conv2d on ``(H, W, C)`` input into ``(HO, WO, O)`` output."""
     n_c, n_h, n_w = row[C], row[H], row[W]
@@ -81,7 +81,8 @@ def conv2d_step(row, params, acts, values, cnt, t):
         for j in range(y.shape[0]):
             y[j] = 0.0
     listed = active_inputs(x, acts, row)
-    idx = active_list(acts, row)
+    off = active_offset(row)
+    idx = acts[off : off + row[N_IN]].view(np.int32)
     nnz = abs(listed)
     binary = listed >= 0
     effective = 0
@@ -215,7 +216,7 @@ def conv2d_step(row, params, acts, values, cnt, t):
     cnt[DENSE_OPS] += n_ho * n_wo * n_o * cin_pg * kh * kw
 
 
-@jit(OP_SIGNATURE)
+@jit(OP_SIGNATURE, nrt=False)
 def pool2d_step(row, params, acts, values, cnt, t):
     """Sum (``P0 == 0``) or average (``P0 == 1``) over ``kh x kw`` windows, no padding.
 
@@ -286,7 +287,7 @@ def pool2d_step(row, params, acts, values, cnt, t):
             y[j] *= inv
 
 
-@jit("void(float32[::1], float32[::1], int64, int64, int64)")
+@jit("void(float32[::1], float32[::1], int64, int64, int64)", nrt=False)
 def to_hwc(src, dst, n_c, n_h, n_w):
     """``dst (H, W, C) = src (C, H, W)``."""
     for c in range(n_c):
@@ -294,7 +295,7 @@ def to_hwc(src, dst, n_c, n_h, n_w):
             dst[p * n_c + c] = src[c * n_h * n_w + p]
 
 
-@jit("void(float32[::1], float32[::1], int64, int64, int64)")
+@jit("void(float32[::1], float32[::1], int64, int64, int64)", nrt=False)
 def to_chw(src, dst, n_c, n_h, n_w):
     """``dst (C, H, W) = src (H, W, C)``."""
     for c in range(n_c):

@@ -37,13 +37,7 @@ from eventsp.kernels.layout import (
 OP_SIGNATURE = "void(int64[::1], float32[::1], float32[::1], float32[::1], float64[::1], int64)"
 
 
-@jit("int32[::1](float32[::1], int64[::1])", inline="always")
-def _scratch(acts, row):
-    """The op's index scratch: ``N_IN`` int32 at float offset ``MODE`` of ``acts``."""
-    return acts[row[MODE] : row[MODE] + row[N_IN]].view(np.int32)
-
-
-@jit("uint64(float32[::1])", inline="always")
+@jit("uint64(float32[::1])", inline="always", nrt=False)
 def nonzero_mask(run):
     """Bit ``j`` set where ``run[j] != 0`` for the 64 values of ``run`` (vectorised)."""
     mask = np.uint64(0)
@@ -52,7 +46,7 @@ def nonzero_mask(run):
     return mask
 
 
-@jit("int64(float32[::1], int32[::1])", inline="always")
+@jit("int64(float32[::1], int32[::1])", inline="always", nrt=False)
 def list_active(x, idx):
     """Write the indices of the nonzero ``x`` to ``idx``; return their count, negated if any
     nonzero value is not exactly 1 (so ``n < 0`` means "not spikes", ``abs(n)`` the count).
@@ -82,7 +76,7 @@ def list_active(x, idx):
     return -nnz if non_binary else nnz
 
 
-@jit("int64(float32[::1], float32[::1], int64[::1])", inline="always")
+@jit("int64(float32[::1], float32[::1], int64[::1])", inline="always", nrt=False)
 def active_inputs(x, acts, row):
     """:func:`list_active` of ``x``, or, when the producer of ``x`` keeps a spike list (column
     ``IN2`` of the row, see ``neurons.spike_list``), that list's count (no scan)."""
@@ -91,15 +85,20 @@ def active_inputs(x, acts, row):
     return list_active(x, acts[row[MODE] : row[MODE] + row[N_IN]].view(np.int32))
 
 
-@jit("int32[::1](float32[::1], int64[::1])", inline="always")
-def active_list(acts, row):
-    """The index list that :func:`active_inputs` filled (or the producer's spike list)."""
+@jit("int64(int64[::1])", inline="always", nrt=False)
+def active_offset(row):
+    """The float offset in ``acts`` of the index list that :func:`active_inputs` filled (or of
+    the producer's spike list); ``N_IN`` int32 long. (An offset, not a view: kernels compiled
+    without Numba's runtime cannot return views.)"""
     if row[IN2] >= 0:
-        return acts[row[IN2] + 1 : row[IN2] + 1 + row[N_IN]].view(np.int32)
-    return acts[row[MODE] : row[MODE] + row[N_IN]].view(np.int32)
+        return row[IN2] + 1
+    return row[MODE]
 
 
-@jit("void(float32[::1], float32[::1], float32[::1], int64, int32[::1], int64, float64[::1])")
+@jit(
+    "void(float32[::1], float32[::1], float32[::1], int64, int32[::1], int64, float64[::1])",
+    nrt=False,
+)
 def _accumulate_rows(x, weight, y, w_off, idx, listed, cnt):
     """``y += x @ Wt`` with ``Wt`` (len(x), len(y)) at ``weight[w_off:]``; counts ops into cnt.
 
@@ -146,7 +145,7 @@ def _accumulate_rows(x, weight, y, w_off, idx, listed, cnt):
     cnt[DENSE_OPS] += n_in * n_out
 
 
-@jit(OP_SIGNATURE)
+@jit(OP_SIGNATURE, nrt=False)
 def dense_step(row, params, acts, values, cnt, t):
     """``y = b + W x``; ``params[P0:]`` holds ``W.T`` (in, out) C-order, ``params[P1:]`` b."""
     x = acts[row[IN] : row[IN] + row[N_IN]]
@@ -160,10 +159,11 @@ def dense_step(row, params, acts, values, cnt, t):
         for j in range(y.shape[0]):
             y[j] = 0.0
     listed = active_inputs(x, acts, row)
-    _accumulate_rows(x, params, y, row[P0], active_list(acts, row), listed, cnt)
+    off = active_offset(row)
+    _accumulate_rows(x, params, y, row[P0], acts[off : off + row[N_IN]].view(np.int32), listed, cnt)
 
 
-@jit(OP_SIGNATURE)
+@jit(OP_SIGNATURE, nrt=False)
 def causal_conv1d_step(row, params, acts, values, cnt, t):
     """``y_t = b + sum_j W[:, :, j] x_{t-(k-1-j)d}``; history ring of ``L`` frames in ``values``.
 
@@ -180,17 +180,19 @@ def causal_conv1d_step(row, params, acts, values, cnt, t):
     x = acts[row[IN] : row[IN] + n_in]
     y = acts[row[OUT] : row[OUT] + n_out]
     slot = t % ring_len
-    ring[slot * n_in : (slot + 1) * n_in] = x
+    for j in range(n_in):  # a loop: slice assignment needs Numba's runtime
+        ring[slot * n_in + j] = x[j]
     b_off = row[P1]
     if b_off >= 0:
         for j in range(n_out):
             y[j] = params[b_off + j]
     else:
-        y[:] = 0.0
+        for j in range(n_out):
+            y[j] = 0.0
     for tap in range(k):
         past = (t - (k - 1 - tap) * d) % ring_len
         frame = ring[past * n_in : (past + 1) * n_in]
         w_off = row[P0] + tap * n_in * n_out
-        idx = _scratch(acts, row)
+        idx = acts[row[MODE] : row[MODE] + n_in].view(np.int32)
         listed = list_active(frame, idx)
         _accumulate_rows(frame, params, y, w_off, idx, listed, cnt)

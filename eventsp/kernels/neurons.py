@@ -37,7 +37,7 @@ from eventsp.kernels.layout import (
 TINY = np.float32(1e-30)
 
 
-@jit("int64(float32[::1], float32[::1], int64)", inline="always")
+@jit("int64(float32[::1], float32[::1], int64)", inline="always", nrt=False)
 def spike_list(y, acts, list_off):
     """Count the spikes in ``y``; when ``list_off >= 0`` also write them as a list at that
     float offset of ``acts``, viewed as int32: ``[count, index, index, ...]`` (increasing).
@@ -70,7 +70,7 @@ def spike_list(y, acts, list_off):
     return m
 
 
-@jit(OP_SIGNATURE)
+@jit(OP_SIGNATURE, nrt=False)
 def if_step(row, params, acts, values, cnt, t):
     """``v += x; s = v >= th; v -= s*th`` (reset by subtraction); ``params[P2]`` is ``th``."""
     n = row[N_OUT]
@@ -89,7 +89,7 @@ def if_step(row, params, acts, values, cnt, t):
     cnt[TOTAL] += n
 
 
-@jit(OP_SIGNATURE)
+@jit(OP_SIGNATURE, nrt=False)
 def lif_step(row, params, acts, values, cnt, t):
     """``v = decay*v + x; s = v >= th; v = 0 where s``; ``params[P2:]`` is ``(th, decay)``.
 
@@ -114,7 +114,7 @@ def lif_step(row, params, acts, values, cnt, t):
     cnt[TOTAL] += n
 
 
-@jit(OP_SIGNATURE)
+@jit(OP_SIGNATURE, nrt=False)
 def multispike_step(row, params, acts, values, cnt, t):
     """``v += x*dt; n = floor(v); v -= n; y = n/dt``; ``params[P2]`` is ``dt``."""
     size = row[N_OUT]
@@ -137,7 +137,7 @@ def multispike_step(row, params, acts, values, cnt, t):
     cnt[TOTAL] += size
 
 
-@jit(OP_SIGNATURE)
+@jit(OP_SIGNATURE, nrt=False)
 def relu_step(row, params, acts, values, cnt, t):
     """``y = max(x, 0)``."""
     n = row[N_OUT]
@@ -155,7 +155,7 @@ def relu_step(row, params, acts, values, cnt, t):
     cnt[TOTAL] += n
 
 
-@jit(OP_SIGNATURE)
+@jit(OP_SIGNATURE, nrt=False)
 def add_step(row, params, acts, values, cnt, t):
     """``y = a + b`` with ``a`` at ``IN`` and ``b`` at ``IN2``."""
     n = row[N_OUT]
@@ -166,7 +166,7 @@ def add_step(row, params, acts, values, cnt, t):
         y[i] = a[i] + b[i]
 
 
-@jit(OP_SIGNATURE)
+@jit(OP_SIGNATURE, nrt=False)
 def lmu_step(row, params, acts, values, cnt, t):
     """``m_c = A_d m_c + B_d u_c`` per channel c; ``A_d`` (q, q) at P0, ``B_d`` (q,) at P1.
 
@@ -192,7 +192,7 @@ def lmu_step(row, params, acts, values, cnt, t):
     cnt[DENSE_OPS] += n_c * q * (q + 1)
 
 
-@jit(OP_SIGNATURE)
+@jit(OP_SIGNATURE, nrt=False)
 def readout_step(row, params, acts, values, cnt, t):
     """``acc += x``; ``y = acc`` (sum), ``acc / (t+1)`` (mean, float32) or ``x`` (last)."""
     n = row[N_OUT]

@@ -60,7 +60,7 @@ from eventsp.kernels.neurons import (
 )
 
 # sha256 over batch.py, dense.py, conv.py, layout.py, neurons.py (see the module docstring).
-KERNEL_SOURCES_SHA256 = "c800437d02e153c8199f5ba263a3d64d69a52666971bbc27bafdfa8173b6323b"
+KERNEL_SOURCES_SHA256 = "fe2104f149e83209d26b3dea36b5e702627153c168fbf5edf1b14fffe48e5434"
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
 OP_CALL_SIGNATURE = (
@@ -75,7 +75,7 @@ BAD_BATCH = 2
 BAD_STATE = 3
 
 
-@jit(OP_CALL_SIGNATURE)
+@jit(OP_CALL_SIGNATURE, nrt=False)
 def run_op(row, params, x, out, a, v, c, t):
     """Row ``row`` of the program for one stream: frame ``x`` (n_in,), output ``out``,
     activations ``a``, state ``v``, this op's counters ``c``, ``t`` frames run before."""
@@ -121,7 +121,10 @@ def run_op(row, params, x, out, a, v, c, t):
         readout_step(row, params, a, v, c, t)
 
 
-@jit("void(int64[:, ::1], float32[::1], float32[:, ::1], float32[:, ::1], " + STATE_TYPES + ")")
+@jit(
+    "void(int64[:, ::1], float32[::1], float32[:, ::1], float32[:, ::1], " + STATE_TYPES + ")",
+    nrt=False,
+)
 def _frame(code, params, x, out, values, acts, steps, counters):
     """One frame of every stream, op by op: each layer runs for all streams before the next,
     so its weights stay in cache across streams (streams stay independent). The commonest
@@ -150,7 +153,7 @@ def _frame(code, params, x, out, values, acts, steps, counters):
         steps[b] += 1
 
 
-@jit("int64(int64[:, ::1], int64, int64, int64, " + STATE_TYPES + ")")
+@jit("int64(int64[:, ::1], int64, int64, int64, " + STATE_TYPES + ")", nrt=False)
 def check_shapes(code, n_in, n_out, batch, values, acts, steps, counters):
     """Status of a call: frame sizes, batch and state sizes against the header row."""
     head = code[0]
@@ -174,7 +177,8 @@ def check_shapes(code, n_in, n_out, batch, values, acts, steps, counters):
 @jit(
     "int64(int64[:, ::1], float32[::1], float32[:, :, ::1], float32[:, :, ::1], "
     + STATE_TYPES
-    + ")"
+    + ")",
+    nrt=False,
 )
 def execute_run(code, params, xs, outs, values, acts, steps, counters):
     """Run ``xs`` (T, batch, n_in) into ``outs`` (T, batch, n_out); returns a status code.
@@ -194,7 +198,10 @@ def execute_run(code, params, xs, outs, values, acts, steps, counters):
     return OK
 
 
-@jit("int64(int64[:, ::1], float32[::1], float32[:, ::1], float32[:, ::1], " + STATE_TYPES + ")")
+@jit(
+    "int64(int64[:, ::1], float32[::1], float32[:, ::1], float32[:, ::1], " + STATE_TYPES + ")",
+    nrt=False,
+)
 def execute_step(code, params, x, out, values, acts, steps, counters):
     """One frame for every stream: ``x`` (batch, n_in) into ``out`` (batch, n_out)."""
     batch = x.shape[0]
