@@ -15,10 +15,17 @@ sorted, late events dropped and counted in ``state.order``), then the filters in
 
 Count and binary frames stream without keeping events: the state holds the frames of the
 windows still open (at most ``ceil(L / S)``; beyond ``_MAX_OPEN_BYTES`` of them the encoder
-keeps the open windows' events instead, like the other representations). A packet that
-looks in order (its ends after the watermark, no filters) is counted by one kernel pass that
-also checks every event; only when that check fails (disorder inside the packet, a bad
-coordinate or polarity) does the packet take the general path (validate, sort, count again).
+keeps the open windows' events instead, like the other representations, in
+:mod:`eventsp.events.buffered`). A packet that looks in order (a C-contiguous array of the
+event dtype, no filters) is handled by one kernel call
+(:func:`~eventsp.events.count_kernels._push_counts`) that applies the time-order policy to it
+as a whole, counts it and checks every event on the way; only when that check fails (disorder
+inside the packet or across packets, a bad coordinate or polarity) does the packet take the
+general path (validate, sort, drop late events, count again).
+
+Ownership: :meth:`FrameEncoder.push` and :meth:`FrameEncoder.flush` never modify the state
+they are given nor the caller's events, and keep no view of them; the frames they return are
+new arrays that belong to the caller.
 
 Windows (tonic's ``SliceByTime`` / ``SliceByEventCount``, exactly)
     By time: window ``k`` holds events with ``t0 + kS <= t < t0 + kS + L``, ``L`` =
@@ -53,20 +60,43 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
+from eventsp.events.buffered import push_buffered, windows
 from eventsp.events.contract import (
     EVENT_DTYPE,
     OrderState,
     SensorSize,
     check_sensor_size,
-    concat_events,
     empty_events,
     init_order,
     order_packet,
-    take_events,
     validate_events,
 )
+from eventsp.events.count_kernels import (
+    BINARY,
+    BY_TIME,
+    CHANNELS,
+    HEIGHT,
+    INCOMPLETE,
+    LATE,
+    LENGTH,
+    N_CONFIG,
+    N_COUNTERS,
+    N_EVENTS,
+    NEXT_WINDOW,
+    ORIGIN,
+    PASSED,
+    SEEN,
+    STARTED,
+    STRIDE,
+    T_LAST,
+    WATERMARK,
+    WIDTH,
+    _encode_counts,
+    _n_windows,
+    _push_counts,
+)
 from eventsp.events.filters import Filter
-from eventsp.events.kernels import _count_frames, _scan, _time_surfaces, _voxel_grids
+from eventsp.events.kernels import _scan
 
 __all__ = ["EncoderState", "FrameEncoder", "Representation", "encode_stream"]
 
@@ -74,40 +104,40 @@ Representation = Literal["count", "binary", "voxel", "timesurface"]
 _REPRESENTATIONS = ("count", "binary", "voxel", "timesurface")
 #: Count and binary frames of the open windows kept per stream at most (else events are kept).
 _MAX_OPEN_BYTES = 64 * 2**20
+#: Time surfaces: ages (µs) up to this read exp(-age / tau) from a table instead of computing it.
+_DECAY_TABLE_SIZE = 2**16
+_FLOAT32 = np.dtype(np.float32)
 
 
 class EncoderState(NamedTuple):
-    """Per-stream encoder state (replace it with the one each call returns).
+    """Per-stream encoder state (replace it with the one each call returns; calls never
+    modify a state).
 
-    order: the time-order bookkeeping (``order.late`` counts dropped late events).
+    counters: int64 ``(9,)``, the stream's scalars, laid out as
+    :mod:`eventsp.events.count_kernels` says (the time-order policy's watermark and counts, the
+    windows' origin, the next window to emit, the events windowed so far, the latest one's t);
+    :attr:`order` reads the time-order part.
     filters: one state array per filter.
     buffer: events (after filters) that windows not yet emitted may still need (empty where
     count and binary frames accumulate, see ``memory``).
-    origin: int64; by time, the first event's t (µs); by count, the stream index of buffer[0].
-    started: bool, whether any event reached the windowing.
-    next_window: int64, index of the next window to emit.
-    n_events: int64, events that reached the windowing; t_last: int64, the latest one's t (µs).
     memory: time surfaces: float64 (P, H, W), the latest time per pixel; count and binary
-    frames: float32 (n, C, H, W), the counts so far of windows ``next_window`` to
-    ``next_window + n - 1`` (the windows already open); else empty.
+    frames: float32 (n, C, H, W), the counts so far of the ``n`` windows already open, from
+    the next one to emit on; else empty.
     """
 
-    order: OrderState
+    counters: np.ndarray
     filters: tuple[np.ndarray, ...]
     buffer: np.ndarray
-    origin: np.ndarray
-    started: np.ndarray
-    next_window: np.ndarray
-    n_events: np.ndarray
-    t_last: np.ndarray
     memory: np.ndarray
 
+    @property
+    def order(self) -> OrderState:
+        """The time-order bookkeeping (``order.late`` counts dropped late events)."""
+        c = self.counters
+        return OrderState(*(np.array(c[i]) for i in (WATERMARK, SEEN, PASSED, LATE)))
 
-_INT64, _FLOAT32 = np.dtype(np.int64), np.dtype(np.float32)  # dtype objects: faster calls
 
-
-def _i64(value: int) -> np.ndarray:
-    return np.array(value, _INT64)
+_NO_WATERMARK = int(init_order().watermark_us)
 
 
 @dataclass(frozen=True)
@@ -207,6 +237,31 @@ class FrameEncoder:
         """Zero frames, shared (nothing can be written into an empty array)."""
         return self._frames(0)
 
+    @cached_property
+    def _config(self) -> np.ndarray:
+        """The constants the count kernels read (``CONFIG`` layout of count_kernels)."""
+        config = np.zeros(N_CONFIG, dtype=np.int64)
+        length, stride, by_time = self._windowing
+        config[BY_TIME], config[LENGTH], config[STRIDE] = by_time, length, stride
+        config[BINARY] = self.representation == "binary"
+        config[INCOMPLETE] = self.include_incomplete
+        config[CHANNELS], config[HEIGHT], config[WIDTH] = self.frame_shape
+        return config
+
+    @cached_property
+    def _encodes_counts(self) -> bool:
+        """Whether ``encode`` takes the one-call path: count/binary frames, no filters."""
+        return self.representation in ("count", "binary") and not self.filters
+
+    @cached_property
+    def _decay_table(self) -> np.ndarray:
+        """Time surfaces: ``exp(-d / tau)`` for integer ages ``d`` (µs) up to the window
+        length (at most ``_DECAY_TABLE_SIZE``); empty for the other representations."""
+        if self.representation != "timesurface":
+            return np.zeros(0)
+        ages = np.arange(min(self._windowing[0], _DECAY_TABLE_SIZE) + 1, dtype=np.float64)
+        return np.exp(-ages / float(self.tau_us))
+
     def init_state(self) -> EncoderState:
         """A fresh state for a new stream."""
         sizes = [self.sensor_size]
@@ -219,46 +274,45 @@ class FrameEncoder:
             memory = self._frames(0)
         else:
             memory = np.zeros((0, 0, 0))
+        counters = np.zeros(N_COUNTERS, dtype=np.int64)
+        counters[WATERMARK] = _NO_WATERMARK
         return EncoderState(
-            order=init_order(),
+            counters=counters,
             filters=tuple(f.init_state(s) for f, s in zip(self.filters, sizes, strict=False)),
             buffer=empty_events(),
-            origin=_i64(0),
-            started=np.array(False),
-            next_window=_i64(0),
-            n_events=_i64(0),
-            t_last=_i64(0),
             memory=memory,
         )
 
     def push(self, events: np.ndarray, state: EncoderState) -> tuple[np.ndarray, EncoderState]:
         """Feed one packet; returns the frames of the windows it completed, ``(n, C, H, W)``."""
-        if self._counts_directly and type(events) is np.ndarray and events.dtype == EVENT_DTYPE:
-            # Fast path: count a packet that looks in order, checking it on the way; anything
-            # wrong (unsorted, late, invalid) is redone by the general path below.
-            events = np.ascontiguousarray(events)
-            n = events.shape[0]
-            if events.ndim == 1 and n:
-                t = events["t"]
-                t_first, t_last = int(t[0]), int(t[-1])
-                order = state.order
-                if t_last >= t_first >= int(order.watermark_us):
-                    seen, passed = int(order.seen) + n, int(order.passed) + n
-                    order = OrderState(_i64(t_last), _i64(seen), _i64(passed), order.late)
-                    out, new_state, flags = self._push_counts(events, t_first, t_last, state, order)
-                    if not flags:
-                        return out, new_state
+        if (
+            self._counts_directly
+            and type(events) is np.ndarray
+            and events.dtype == EVENT_DTYPE
+            and events.ndim == 1
+            and events.shape[0]
+            and events.flags.c_contiguous
+        ):
+            # Fast path, one kernel call: a packet in order as a whole is counted and checked
+            # on the way; anything wrong (unsorted, late, invalid) is redone below.
+            flags, out, still_open, counters = _push_counts(
+                events, state.counters, self._config, state.memory, True
+            )
+            if not flags:
+                return out, EncoderState(counters, state.filters, state.buffer, still_open)
         events, unsorted, t_first, t_last = self._scanned(events)
-        order = state.order
+        counters = state.counters.copy()
         n = events.shape[0]
-        if unsorted or t_first < int(order.watermark_us):
-            events, order = order_packet(events, order)
+        if unsorted or t_first < counters[WATERMARK]:
+            events, order = order_packet(events, state.order)
+            counters[[WATERMARK, SEEN, PASSED, LATE]] = order
             n = events.shape[0]
             if n:
                 t_first, t_last = int(events["t"][0]), int(events["t"][-1])
         elif n:
-            seen, passed = int(order.seen) + n, int(order.passed) + n
-            order = OrderState(_i64(t_last), _i64(seen), _i64(passed), order.late)
+            counters[WATERMARK] = t_last
+            counters[SEEN] += n
+            counters[PASSED] += n
         filter_states = state.filters
         if self.filters:
             size, filter_states = self.sensor_size, []
@@ -270,86 +324,28 @@ class FrameEncoder:
             n = events.shape[0]
             if n:
                 t_first, t_last = int(events["t"][0]), int(events["t"][-1])
-        state = state._replace(order=order, filters=filter_states)
+        state = EncoderState(counters, filter_states, state.buffer, state.memory)
         if n == 0:
             return self._frames(0), state
         if self._accumulates:
-            out, state, flags = self._push_counts(events, t_first, t_last, state, order)
-            self._check_filtered(flags)
-            return out, state
-        buffer = concat_events([state.buffer, events]) if state.buffer.size else events
-        started = bool(state.started)
-        origin = int(state.origin) if started or self.event_count else t_first
-        n_events = int(state.n_events) + n
-        length, stride, by_time = self._windowing
-        span = (t_last - origin) if by_time else n_events
-        complete = (span - length) // stride + 1 if span >= length else 0
-        first = int(state.next_window)
-        stop = max(complete, first)
-        out, keep_from, new_origin, memory = self._windows(
-            buffer, origin, first, stop, state.memory
-        )
-        state = state._replace(
-            buffer=take_events(buffer, slice(keep_from, None)),  # never a view of the caller's
-            origin=_i64(new_origin),
-            started=np.array(True),
-            next_window=_i64(stop),
-            n_events=_i64(n_events),
-            t_last=_i64(t_last),
-            memory=memory,
-        )
-        return out, state
-
-    def _push_counts(
-        self, events: np.ndarray, t_first: int, t_last: int, state: EncoderState, order: OrderState
-    ) -> tuple[np.ndarray, EncoderState, int]:
-        """Count frames of a time-sorted, non-empty packet (``order``: the updated order state):
-        adds its events to the open windows' frames (``state.memory``) and to new ones; emits
-        those it completed. Also returns the kernel's check flags (when they are not 0 the
-        packet was invalid or unsorted and the results are meaningless)."""
-        length, stride, by_time = self._windowing
-        pos0 = int(state.n_events)  # stream index of events[0]
-        n_events = pos0 + events.shape[0]
-        started = bool(state.started)
-        if by_time:
-            origin = int(state.origin) if started else t_first
-            last = span = t_last - origin
-        else:
-            origin, last, span = 0, n_events - 1, n_events
-        complete = (span - length) // stride + 1 if span >= length else 0
-        first = int(state.next_window)
-        stop = max(complete, first)
-        shape = self.frame_shape
-        out = np.empty((stop - first, *shape), _FLOAT32)  # filled by the kernel
-        still_open = np.empty((max(last // stride + 1, stop) - stop, *shape), _FLOAT32)
-        binary = self.representation == "binary"
-        previous = state.memory
-        flags = _count_frames(events, pos0, by_time, origin, length, stride, first, previous,
-                              out, still_open, binary)  # fmt: skip
-        # Arrays that did not change are kept (states are replaced, never modified in place);
-        # fields in order, as this runs for every packet.
-        state = EncoderState(
-            order,
-            state.filters,
-            state.buffer,
-            state.origin if started else _i64(origin),
-            state.started if started else np.array(True),
-            state.next_window if stop == first else _i64(stop),
-            _i64(n_events),
-            _i64(t_last),
-            still_open,
-        )
-        return out, state, int(flags)
+            events = np.ascontiguousarray(events)
+            flags, out, still_open, counters = _push_counts(
+                events, counters, self._config, state.memory, False
+            )
+            self._check_filtered(int(flags))
+            return out, EncoderState(counters, filter_states, state.buffer, still_open)
+        return push_buffered(self, events, t_first, t_last, state)
 
     def flush(self, state: EncoderState) -> tuple[np.ndarray, EncoderState]:
-        """End the stream: emit the last windows (see module doc); returns a fresh state."""
-        fresh = self.init_state()._replace(order=state.order)
-        if not bool(state.started):
+        """End the stream: emit the last windows (see module doc); returns a fresh state that
+        keeps the time-order counters."""
+        fresh = self.init_state()
+        c = state.counters
+        fresh.counters[[WATERMARK, SEEN, PASSED, LATE]] = c[[WATERMARK, SEEN, PASSED, LATE]]
+        if not c[STARTED]:
             return self._frames(0), fresh
-        first = int(state.next_window)
-        stop = max(
-            self._n_windows(int(state.t_last) - int(state.origin), int(state.n_events)), first
-        )
+        first = int(c[NEXT_WINDOW])
+        stop = max(self._n_windows(int(c[T_LAST]) - int(c[ORIGIN]), int(c[N_EVENTS])), first)
         if self._accumulates:  # every window left has started: its frame is in memory
             out = self._frames(stop - first)
             n_open = min(stop - first, state.memory.shape[0])
@@ -357,27 +353,28 @@ class FrameEncoder:
             if self.representation == "binary":
                 np.minimum(out, 1.0, out=out)
             return out, fresh
-        out = self._windows(state.buffer, int(state.origin), first, stop, state.memory, False)[0]
+        out = windows(self, state.buffer, int(c[ORIGIN]), first, stop, state.memory, False)[0]
         return out, fresh
 
     def encode(self, events: np.ndarray) -> np.ndarray:
         """A whole recording at once, equal to one push and a flush: frames ``(T, C, H, W)``."""
+        if (
+            self._encodes_counts
+            and type(events) is np.ndarray
+            and events.dtype == EVENT_DTYPE
+            and events.ndim == 1
+            and events.shape[0]
+            and events.flags.c_contiguous
+        ):
+            # Fast path, one kernel call: events that look sorted are counted and checked on
+            # the way; anything wrong (unsorted, invalid) is redone below.
+            flags, out = _encode_counts(events, self._config)
+            if not flags:
+                return out
         if self.filters:
             state = self.init_state()
             first, state = self.push(events, state)
             return np.concatenate((first, self.flush(state)[0]))
-        counts = self.representation in ("count", "binary")
-        if counts and type(events) is np.ndarray and events.dtype == EVENT_DTYPE:
-            # Fast path: count events that look sorted, checking them on the way; anything
-            # wrong (unsorted, invalid) is redone by the general path below.
-            events = np.ascontiguousarray(events)
-            if events.ndim == 1 and events.shape[0]:
-                t = events["t"]
-                t_first, t_last = int(t[0]), int(t[-1])
-                if t_last >= t_first:
-                    out, flags = self._count_all(events, t_first, t_last)
-                    if not flags:
-                        return out
         events, unsorted, t_first, t_last = self._scanned(events)
         n = int(events.shape[0])
         if n == 0:
@@ -385,22 +382,12 @@ class FrameEncoder:
         if unsorted:
             events = order_packet(events, init_order())[0]
             t_first, t_last = int(events["t"][0]), int(events["t"][-1])
-        if counts:
-            return self._count_all(events, t_first, t_last)[0]
+        if self._encodes_counts:  # valid and sorted now: the flags are 0
+            return _encode_counts(events, self._config)[1]
         origin = t_first if self.time_window_us is not None else 0
         stop = self._n_windows(t_last - t_first, n)
-        memory = self.init_state().memory if self.representation == "timesurface" else None
-        return self._windows(events, origin, 0, stop, memory, keep=False)[0]
-
-    def _count_all(self, events: np.ndarray, t_first: int, t_last: int) -> tuple[np.ndarray, int]:
-        """Count frames of a whole time-sorted recording, and the kernel's check flags."""
-        length, stride, by_time = self._windowing
-        out = self._frames(self._n_windows(t_last - t_first, events.shape[0]), empty=True)
-        none, binary = self._no_frames, self.representation == "binary"
-        origin = t_first if by_time else 0
-        flags = _count_frames(events, 0, by_time, origin, length, stride, 0, none, out, none,
-                              binary)  # fmt: skip
-        return out, int(flags)
+        memory = self.init_state().memory
+        return windows(self, events, origin, 0, stop, memory, keep=False)[0]
 
     def _scanned(self, events: np.ndarray) -> tuple[np.ndarray, bool, int, int]:
         """Validate a packet in one kernel pass: returns it contiguous, whether it needs
@@ -427,67 +414,13 @@ class FrameEncoder:
     def _n_windows(self, time_span: int, n_events: int) -> int:
         """How many windows tonic cuts from a whole recording (its SliceBy* formulas)."""
         length, stride, by_time = self._windowing
-        if by_time:
-            span = time_span
-        else:
-            span = n_events
-            length = min(length, span)
-        rounding = math.ceil if self.include_incomplete else math.floor
-        return max(int(rounding((span - length) / stride) + 1), 1)
+        span = time_span if by_time else n_events
+        return int(_n_windows(span, length if by_time else min(length, span), stride,
+                              self.include_incomplete))  # fmt: skip
 
     def _frames(self, n: int, empty: bool = False) -> np.ndarray:
         """``n`` frames of zeros (``empty``: uninitialised, for a kernel that fills them)."""
         return (np.empty if empty else np.zeros)((n, *self.frame_shape), _FLOAT32)
-
-    def _windows(
-        self,
-        buffer: np.ndarray,
-        origin: int,
-        first: int,
-        stop: int,
-        memory: np.ndarray | None,
-        keep: bool = True,
-    ) -> tuple[np.ndarray, int, int, np.ndarray | None]:
-        """Frames of windows ``[first, stop)`` over ``buffer``; also the index of the first
-        event a later window may need (``keep``: else none is), the origin after dropping the
-        rest, and the new memory.
-        """
-        out = self._frames(max(stop - first, 0))
-        if stop <= first:
-            return out, 0, origin, memory
-        length, stride, by_time = self._windowing
-        t = buffer["t"]
-        if not keep:
-            keep_from, new_origin = buffer.size, origin
-        elif by_time:
-            keep_from = int(np.searchsorted(t, origin + stop * stride))
-            new_origin = origin
-        else:
-            keep_from = min(stop * stride - origin, buffer.size)
-            new_origin = origin + keep_from
-        if self.representation in ("count", "binary"):
-            pos0 = 0 if by_time else origin  # stream index of buffer[0]
-            none, binary = self._no_frames, self.representation == "binary"
-            flags = _count_frames(buffer, pos0, by_time, origin, length, stride, first, none,
-                                  out, none, binary)  # fmt: skip
-            self._check_filtered(int(flags))
-            return out, keep_from, new_origin, memory
-        k = np.arange(first, stop, dtype=np.int64)
-        if by_time:
-            starts = np.searchsorted(t, origin + k * stride).astype(np.int64)
-            ends = np.searchsorted(t, origin + k * stride + length).astype(np.int64)
-        else:
-            starts = np.minimum(k * stride - origin, buffer.size)
-            ends = np.minimum(starts + length, buffer.size)
-        if self.representation == "voxel":
-            scratch = np.zeros(self.frame_shape, dtype=np.float64)
-            _voxel_grids(buffer, starts, ends, scratch, out)
-        else:
-            two = self.output_size[2] == 2
-            memory = np.array(memory, dtype=np.float64, copy=True)
-            end_t = (origin + k * stride + length).astype(np.int64)
-            _time_surfaces(buffer, starts, ends, end_t, two, float(self.tau_us), memory, out)
-        return out, keep_from, new_origin, memory
 
 
 def encode_stream(

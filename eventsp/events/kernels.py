@@ -1,5 +1,7 @@
 """Numba kernels of the event encoders and filters (serial; the drivers are in
-:mod:`eventsp.events.encoders` and :mod:`eventsp.events.filters`).
+:mod:`eventsp.events.encoders`, :mod:`eventsp.events.buffered` and
+:mod:`eventsp.events.filters`; the count and binary frames' kernels are in
+:mod:`eventsp.events.count_kernels`).
 
 Every kernel takes the events themselves, a 1-D array of
 :data:`~eventsp.events.contract.EVENT_DTYPE` records (reading fields from the records is about
@@ -42,8 +44,11 @@ POLARITY = 4
 _EV = from_dtype(EVENT_DTYPE)[::1]
 _I64, _B, _F64 = types.int64, types.boolean, types.float64
 _I64_1D = types.Array(types.int64, 1, "C")
-_F32_1D = types.Array(types.float32, 1, "C")
+_F64_1D = types.Array(types.float64, 1, "C")
+_F64_3D = types.Array(types.float64, 3, "C")
 _FRAMES = types.Array(types.float32, 4, "C")
+#: Time-surface values below this are 0 (half the smallest float32 subnormal is 7e-46).
+_SURFACE_FLOOR = 1e-50
 
 
 @jit([types.UniTuple(types.int64, 3)(_EV, _I64, _I64, _I64)])  # type: ignore[list-item]
@@ -84,128 +89,6 @@ def _lower_bound(events, t, lo):
     return lo
 
 
-@jit([types.int64(_EV, _I64, _I64, _I64, _I64)])  # type: ignore[list-item]
-def _check_range(events, lo, hi, H, W):
-    """The check flags of events ``[lo, hi)``: ``UNSORTED`` (t compared from event ``lo - 1``
-    on), ``OFF_SENSOR`` (outside ``W x H``), and ``POLARITY`` when some event is ON."""
-    x_max, y_max, on = np.uint64(0), np.uint64(0), np.uint64(0)
-    step_min = np.int64(0)
-    previous = events[max(lo - 1, 0)].t if hi > lo else np.int64(0)
-    part = events[lo:hi]  # indices from 0 (a range from lo costs a sign check per access)
-    for i in range(part.shape[0]):
-        t = part[i].t
-        step_min = min(step_min, t - previous)
-        previous = t
-        x = np.uint64(np.uint16(part[i].x))  # negative coordinates become >= 32768
-        y = np.uint64(np.uint16(part[i].y))
-        x_max, y_max, on = max(x_max, x), max(y_max, y), on | np.uint64(part[i].p)
-    off_sensor = (x_max >= np.uint64(W)) | (y_max >= np.uint64(H))
-    return np.int64(step_min < 0) | (np.int64(off_sensor) << 1) | (np.int64(on) << 2)
-
-
-@jit([types.int64(_EV, _I64, _I64, _F32_1D, _I64, _I64, _I64)])  # type: ignore[list-item]
-def _count_range(events, lo, hi, row, C, H, W):
-    """Add events ``[lo, hi)`` to ``row``, a flat ``(C, H, W)`` frame; returns their
-    :func:`_check_range` flags, computed on the way.
-
-    Branch-free: coordinates are clamped into the frame (an event off the sensor is counted at
-    the border, never out of bounds; its flag makes the caller discard the frames) and the checks
-    are reductions (the smallest time step, the largest coordinates).
-    """
-    mask = np.uint64(1) if C == 2 else np.uint64(0)  # channel: p, or 0 for one polarity
-    h, w = np.uint64(H), np.uint64(W)
-    y_top, x_top = h - np.uint64(1), w - np.uint64(1)
-    x_max, y_max, on = np.uint64(0), np.uint64(0), np.uint64(0)
-    step_min = np.int64(0)
-    previous = events[max(lo - 1, 0)].t if hi > lo else np.int64(0)
-    part = events[lo:hi]  # indices from 0 (a range from lo costs a sign check per access)
-    for i in range(part.shape[0]):
-        t = part[i].t
-        step_min = min(step_min, t - previous)
-        previous = t
-        x = np.uint64(np.uint16(part[i].x))  # negative coordinates become >= 32768
-        y = np.uint64(np.uint16(part[i].y))
-        p = np.uint64(part[i].p)
-        x_max, y_max, on = max(x_max, x), max(y_max, y), on | p
-        row[((p & mask) * h + min(y, y_top)) * w + min(x, x_top)] += np.float32(1.0)
-    off_sensor = (x_max >= w) | (y_max >= h)
-    return np.int64(step_min < 0) | (np.int64(off_sensor) << 1) | (np.int64(on) << 2)
-
-
-@jit([types.int64(_EV, _I64_1D, _I64_1D, _FRAMES, _FRAMES, _FRAMES, _B)])  # type: ignore[list-item]
-def _count_ranges(events, starts, ends, previous, out, still_open, binary):
-    """Count events ``[starts[w], ends[w])`` into frame ``w`` of ``out`` followed by
-    ``still_open`` (both uninitialised), each frame starting from ``previous[w]`` where that
-    exists, else from 0; ``binary`` clips the frames of ``out`` to 1. Each frame is filled,
-    counted and clipped while it is in the L1 cache.
-
-    Checks every event of ``events`` on the way (those in no window too) and returns
-    :func:`_scan`'s flags for the sensor of the frames' size; when they are not 0 the frames
-    are meaningless (see :func:`_count_range`; unsorted events also break the windows' binary
-    searches).
-    """
-    _, C, H, W = out.shape
-    frame = C * H * W
-    n_prev, n_out = previous.shape[0], out.shape[0]
-    flat_prev = previous.reshape(-1)
-    flat_out = out.reshape(-1)
-    flat_open = still_open.reshape(-1)
-    flags = np.int64(0)
-    checked = np.int64(0)  # events [0, checked) are checked
-    for w in range(starts.shape[0]):
-        if w < n_out:
-            row = flat_out[w * frame : (w + 1) * frame]
-        else:
-            row = flat_open[(w - n_out) * frame : (w - n_out + 1) * frame]
-        if w < n_prev:
-            row[:] = flat_prev[w * frame : (w + 1) * frame]
-        else:
-            row[:] = 0.0
-        lo, hi = starts[w], ends[w]
-        if lo > checked:  # events in no window
-            flags |= _check_range(events, checked, lo, H, W)
-        flags |= _count_range(events, lo, hi, row, C, H, W)
-        checked = max(checked, hi)
-        if binary and w < n_out:
-            for j in range(frame):
-                row[j] = min(row[j], np.float32(1.0))
-    flags |= _check_range(events, checked, events.shape[0], H, W)
-    return flags if C == 1 else flags & 3
-
-
-@jit(
-    [types.int64(_EV, _I64, _B, _I64, _I64, _I64, _I64, _FRAMES, _FRAMES, _FRAMES, _B)]  # type: ignore[list-item]
-)
-def _count_frames(
-    events, pos0, by_time, origin, length, stride, first, previous, out, still_open, binary
-):
-    """Count frames of windows ``first, first + 1, ...``: ``out`` then ``still_open`` (one
-    frame per window, uninitialised; see :func:`_count_ranges`). Window ``k`` holds the
-    time-sorted ``events`` whose position ``r`` satisfies ``kS <= r < kS + L``: ``r = t -
-    origin`` by time, the stream index by count (event ``i`` is number ``pos0 + i`` of the
-    stream). ``previous`` holds the counts so far of the first windows (a stream's open ones).
-
-    Two phases: each window's events are one index range (binary searches on ``t``, or
-    arithmetic by count), then each range is counted in a tight loop (overlapping windows count
-    an event once each), checking each event (returns :func:`_count_ranges`' flags).
-    """
-    n = events.shape[0]
-    n_rows = out.shape[0] + still_open.shape[0]
-    starts = np.empty(n_rows, dtype=np.int64)
-    ends = np.empty(n_rows, dtype=np.int64)
-    start = np.int64(0)
-    for w in range(n_rows):
-        low = (first + w) * stride  # window start, as a position
-        if by_time:
-            start = _lower_bound(events, origin + low, start)
-            starts[w] = start
-            ends[w] = _lower_bound(events, origin + low + length, start)
-        else:
-            starts[w] = min(max(low - pos0, 0), n)
-            ends[w] = min(max(low + length - pos0, 0), n)
-    return _count_ranges(events, starts, ends, previous, out, still_open, binary)
-
-
 @jit(
     [types.void(_EV, _I64_1D, _I64_1D, types.Array(_F64, 3, "C"), _FRAMES)]  # type: ignore[list-item]
 )
@@ -240,29 +123,66 @@ def _voxel_grids(events, starts, ends, scratch, out):
 
 @jit(
     [
-        types.void(_EV, _I64_1D, _I64_1D, _I64_1D, _B, _F64, types.Array(_F64, 3, "C"), _FRAMES)  # type: ignore[list-item]
+        types.void(_EV, _I64, _I64, _I64, _I64, _B, _F64, _F64_1D, _F64_3D, _FRAMES)  # type: ignore[list-item]
     ]
 )
-def _time_surfaces(events, starts, ends, end_times, two_polarities, tau, memory, out):
-    """For each window: write its events' times into ``memory``, then the surface at its end.
+def _time_surfaces(events, origin, first, stride, length, two_polarities, tau, table, memory, out):
+    """Time surfaces of windows ``first, first + 1, ...`` (one per frame of ``out``, all
+    written). Window ``k`` holds the time-sorted ``events`` with ``origin + kS <= t < origin +
+    kS + L``; its events' times go into ``memory``, then its surface, taken at its end ``t_e``,
+    into ``out``. ``memory`` holds ``-inf`` where no event came yet; it is updated in place
+    (stream state). ``table[d]`` is ``exp(-d / τ)`` for integer ages ``d`` (µs) it covers.
 
-    ``memory`` holds ``-inf`` where no event came yet; it is updated in place (stream state).
+    The first window's surface is one ``exp`` per pixel that ever saw an event; each later one
+    is the previous surface times ``exp(-(t_e - t_e') / τ)`` (``t_e'`` the previous window's
+    end), taken again only at the pixels the window's events touched, where the age is an
+    integer below ``L``, read from ``table``. A multiply per pixel instead of an ``exp`` (~10
+    ns): the product differs from the direct ``exp`` by a few float64 ulps per window, far
+    below the float32 output's resolution. Products below ``_SURFACE_FLOOR`` are set to 0:
+    every float32 they could round to is 0 too, and float64 subnormals would slow each multiply
+    by two orders of magnitude on a long quiet stream.
     """
     P, H, W = memory.shape
-    for w in range(starts.shape[0]):
-        for i in range(starts[w], ends[w]):
-            e = events[i]
-            c = np.int64(e.p) if two_polarities else 0
-            memory[c, e.y, e.x] = np.float64(e.t)
-        t_end = np.float64(end_times[w])
-        for c in range(P):
-            for r in range(H):
-                for col in range(W):
-                    m = memory[c, r, col]
-                    if m == -np.inf:
-                        out[w, c, r, col] = 0.0
-                    else:
-                        out[w, c, r, col] = np.float32(math.exp(-(t_end - m) / tau))
+    n_pixels = P * H * W
+    n_table = table.shape[0]
+    flat_memory = memory.reshape(-1)
+    flat_out = out.reshape(-1)
+    surface = np.empty(n_pixels, dtype=np.float64)
+    start = np.int64(0)
+    t_previous = np.float64(0.0)
+    for w in range(out.shape[0]):
+        low = origin + (first + w) * stride
+        start = _lower_bound(events, low, start)
+        part = events[start : _lower_bound(events, low + length, start)]  # indexed from 0
+        for i in range(part.shape[0]):
+            c = np.int64(part[i].p) if two_polarities else np.int64(0)
+            pixel = (c * H + np.int64(part[i].y)) * W + np.int64(part[i].x)
+            flat_memory[pixel] = np.float64(part[i].t)
+        t_end = np.float64(low + length)
+        row = flat_out[w * n_pixels : (w + 1) * n_pixels]
+        if w == 0:
+            for j in range(n_pixels):
+                m = flat_memory[j]
+                surface[j] = 0.0 if m == -np.inf else math.exp(-(t_end - m) / tau)
+                row[j] = np.float32(surface[j])
+            t_previous = t_end
+            continue
+        decay = math.exp(-(t_end - t_previous) / tau)
+        for j in range(n_pixels):
+            v = surface[j] * decay
+            v = v if v >= _SURFACE_FLOOR else 0.0
+            surface[j] = v
+            row[j] = np.float32(v)
+        for i in range(part.shape[0]):
+            c = np.int64(part[i].p) if two_polarities else np.int64(0)
+            pixel = (c * H + np.int64(part[i].y)) * W + np.int64(part[i].x)
+            age = np.int64(t_end - flat_memory[pixel])  # an integer: t are integer µs
+            if age < n_table:
+                surface[pixel] = table[age]
+            else:
+                surface[pixel] = math.exp(-(t_end - flat_memory[pixel]) / tau)
+            row[pixel] = np.float32(surface[pixel])
+        t_previous = t_end
 
 
 _FILTER_SIG = [
