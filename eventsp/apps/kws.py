@@ -18,9 +18,11 @@ after its start, so the reported span is shifted back by half the window: ``star
 each frame's last sample, from the first sample of the stream.
 
 Whole-clip answer (``classify``): for a clip up to 1.5 windows long (about 1.5 s), the
-arg-max of the last frame's posterior, with that posterior as the score (for a one-second
-clip this is exactly the trained decision); for longer audio, the keyword of the
-highest-scoring event, or the last frame's arg-max when there is no event.
+arg-max of the last frame's posterior, with that posterior as the score, or, for a model whose
+metadata says ``"clip_decision": "smoothed"`` (trained on the last frames of each clip), of the
+smoothed posterior ``s_t`` of the last frame (the mean of the last ``smooth_frames``
+posteriors); for one-second clips each is the decision the trainer validated. For longer
+audio: the keyword of the highest-scoring event, or that arg-max when there is no event.
 
 Per-stream state is plain data (:class:`KWSState`); one :class:`KeywordSpotter` serves any
 number of streams. Nothing here imports torch.
@@ -249,6 +251,12 @@ class KeywordSpotter:
         self.keywords = np.array([label not in NON_KEYWORDS for label in self.labels], np.bool_)
         self.hop_s = self.front.hop_length / self.front.sample_rate
         self.window_s = float(meta.get("lmu", {}).get("theta", 0.0)) * self.hop_s
+        self.clip_decision = str(meta.get("clip_decision", "last"))
+        if self.clip_decision not in ("last", "smoothed"):
+            raise ValueError(
+                f"{path}: metadata clip_decision is {self.clip_decision!r}; expected 'last' or "
+                "'smoothed' (re-export the model with `python -m eventsp.train.lmu.kws`)"
+            )
 
     @property
     def sample_rate(self) -> int:
@@ -352,6 +360,9 @@ class KeywordSpotter:
             best = max(events, key=lambda e: e.score)
             label, score = best.keyword, best.score
         else:
-            top = int(state.last.argmax())
-            label, score = self.labels[top], float(state.last[top])
+            posterior = state.last
+            if self.clip_decision == "smoothed":
+                posterior = state.total / min(frames_seen(state), self.config.smooth_frames)
+            top = int(posterior.argmax())
+            label, score = self.labels[top], float(posterior[top])
         return ClipResult(label, score, tuple(events), frames_seen(state), synops)

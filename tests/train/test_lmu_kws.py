@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from eventsp.apps.kws import KeywordSpotter
 from eventsp.train.lmu.kws import KWS_LABELS, augment, main, speaker_of, speaker_split
+from eventsp.train.lmu.kws_data import load_v1_subset, mix_clips, spec_augment
+from eventsp.train.lmu.model import HybridLMU, LMUConfig
+from eventsp.train.lmu.quantizer import quantize_sequential
 
 
 def test_speaker_is_the_hash_before_nohash():
@@ -43,15 +49,123 @@ def test_augment_shifts_scales_and_adds_noise_reproducibly(rng):
     assert np.all(np.abs(a).max(axis=1) <= 10 ** (6 / 20) + 0.01 * 0.5 + 1e-6)
 
 
+def test_forward_frames_equals_the_fft_path_and_the_last_readout(rng):
+    config = LMUConfig(input_size=5, memory_d=3, order=6, theta=20.0, hidden=7, classes=4)
+    model = HybridLMU(replace(config, steps=20)).double()
+    x = torch.from_numpy(rng.normal(size=(3, 20, 5)))
+    every = model.output(torch.relu(model._hidden_input_all(x)))  # FFT form, every step
+    frames = model.forward_frames(x, None, 8)
+    assert frames.shape == (3, 8, 4)
+    torch.testing.assert_close(frames, every[:, -8:], rtol=0, atol=1e-12)
+    torch.testing.assert_close(frames[:, -1], model(x, None), rtol=0, atol=1e-12)
+    torch.testing.assert_close(model(x, None, frames=8), frames)
+    with pytest.raises(ValueError, match="frames is 21"):
+        model.forward_frames(x, None, 21)
+
+
+def test_forward_frames_spiking_is_the_sequential_quantizer_from_a_random_residual(rng):
+    config = LMUConfig(input_size=4, memory_d=2, order=5, theta=16.0, hidden=6, classes=3)
+    model = HybridLMU(replace(config, steps=16)).double()
+    x = torch.from_numpy(rng.normal(size=(2, 16, 4)))
+    logits = model.forward_frames(x, 2.0, 16, generator=torch.Generator().manual_seed(3))
+    v0 = torch.rand((2, 6), generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    a = torch.relu(model._hidden_input_all(x))
+    counts, _ = quantize_sequential(a, 2.0, v0.clone(), dim=1)
+    torch.testing.assert_close(logits, model.output(counts / 2.0), rtol=0, atol=1e-12)
+    assert counts.abs().sum() > 0
+
+
+def test_spec_augment_zeros_whole_bands_and_spans():
+    x = torch.ones(4, 30, 12)
+    out = spec_augment(x, torch.Generator().manual_seed(0), freq_width=3, time_width=5)
+    assert out.shape == x.shape
+    assert torch.all((out == 0) | (out == 1))
+    for example in out:
+        zero_bands = (example == 0).all(dim=0).sum()
+        zero_frames = (example == 0).all(dim=1).sum()
+        assert zero_bands <= 2 * 3
+        assert zero_frames <= 2 * 5
+        # a zero is always inside a masked band or a masked frame span
+        masked = (example == 0).all(dim=0)[None, :] | (example == 0).all(dim=1)[:, None]
+        assert torch.equal(example == 0, masked)
+    assert (out == 0).any()
+    np.testing.assert_array_equal(x.numpy(), np.ones((4, 30, 12)))  # input unchanged
+
+
+def test_mix_clips_adds_a_quieter_clip_to_some():
+    audio = np.zeros((50, 100), np.float32)
+    audio[:, 10] = 1.0
+    pool = np.full((3, 100), 0.5, np.float32)
+    out = mix_clips(audio, pool, 0.5, np.random.default_rng(0))
+    changed = np.any(out != audio, axis=1)
+    assert 10 < changed.sum() < 40
+    own_rms = np.sqrt(np.mean(audio**2, axis=1))
+    added = out - audio
+    added_rms = np.sqrt(np.mean(added**2, axis=1))
+    assert np.all(added_rms[changed] <= own_rms[changed] * 10 ** (-10 / 20) + 1e-6)
+    assert np.all(added_rms[changed] >= own_rms[changed] * 10 ** (-25 / 20) - 1e-6)
+    np.testing.assert_array_equal(mix_clips(audio, pool, 0.0, np.random.default_rng(0)), audio)
+    with pytest.raises(ValueError, match=r"1\.5"):
+        mix_clips(audio, pool, 1.5, np.random.default_rng(0))
+
+
+def test_v1_subset_keeps_only_training_speakers(data_root):
+    root = data_root / "speech" / "speech_commands_v1_subset"
+    audio, labels, files = load_v1_subset(root, KWS_LABELS)
+    assert len(files) == len(labels) == len(audio) > 100
+    assert audio.shape[1] == 16000
+    assert audio.dtype == np.float32
+    assert all(speaker_split(speaker_of(Path(f))) == "train" for f in files)
+    for f, y in zip(files, labels, strict=True):
+        word = Path(f).parent.name
+        assert KWS_LABELS[y] == (word if word in KWS_LABELS else "_unknown_")
+    everyone = list(root.glob("*/*.wav"))
+    assert len(files) < len(everyone)  # validation and test speakers were left out
+    empty = load_v1_subset(data_root / "no-such-folder", KWS_LABELS)
+    assert empty[0].shape == (0, 16000)
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_synthesised_clips_are_one_second_words(tmp_path):
+    from eventsp.train.lmu.kws_synth import load_synth
+    from eventsp.train.lmu.kws_synth import main as synth
+
+    assert synth(["--out", str(tmp_path), "--per-keyword", "1", "--unknown", "2"]) == 0
+    data = load_synth(tmp_path)
+    assert data["audio"].shape == (12, 16000)
+    assert data["labels"].tolist() == [*range(10), 10, 10]
+    assert list(data["words"][:10]) == list(KWS_LABELS[:10])
+    peaks = np.abs(data["audio"]).max(axis=1)
+    assert np.all((peaks > 0.04) & (peaks < 0.95))
+    # the word sits inside the clip: the first and last 400 samples are silent
+    assert np.all(data["audio"][:, :400] == 0)
+    assert np.all(data["audio"][:, -400:] == 0)
+    with pytest.raises(FileNotFoundError, match="kws_synth"):
+        load_synth(tmp_path / "none")
+
+
 @pytest.mark.slow
 def test_tiny_training_run_exports_a_working_keyword_model(data_root, tmp_path):
     run = tmp_path / "kws"
-    args = ["--data", str(data_root), "--run-dir", str(run), "--epochs", "2", "--limit", "36"]
-    args += ["--memory-d", "2", "--order", "6", "--hidden", "8", "--no-progress"]
-    assert main(args) == 0
+    common = ["--data", str(data_root), "--epochs", "2", "--limit", "36", "--no-progress"]
+    common += ["--memory-d", "2", "--order", "6", "--hidden", "8", "--threads", "1"]
+    common += ["--frames", "5", "--mix-prob", "0.5", "--spec-augment"]
+    assert main([*common, "--run-dir", str(run), "--test", "--clip-decision", "smoothed"]) == 0
     summary = json.loads((run / "summary.json").read_text())
-    assert 0.0 <= summary["test_acc_spiking"] <= 1.0
+    assert 0.0 <= summary["test_spiking_unseen_speakers"] <= 1.0
+    assert summary["clips_v1_subset"] > 100
     spotter = KeywordSpotter(run / "kws_lmu.esp")
+    assert spotter.clip_decision == "smoothed"
+    meta = spotter.metadata
+    assert (
+        meta["accuracy"]["test_spiking_unseen_speakers"] == summary["test_spiking_unseen_speakers"]
+    )
+    # without --test the test split is not evaluated at all
+    again = tmp_path / "again"
+    assert main([*common, "--run-dir", str(again), "--no-v1-subset"]) == 0
+    summary = json.loads((again / "summary.json").read_text())
+    assert "test_spiking_unseen_speakers" not in summary
+    assert summary["clips_v1_subset"] == 0
     assert spotter.labels == KWS_LABELS
     assert spotter.metadata["frontend"]["kind"] == "logmel"
     result = spotter.classify(np.zeros(16000, np.float32))

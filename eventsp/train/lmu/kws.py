@@ -15,6 +15,18 @@ raw log-mel frames) and also recorded in the metadata.
 The network is :class:`HybridLMU` with the "last" readout: the logits at frame t classify the
 last ``theta`` frames, so the same model gives one posterior per 10 ms hop on a continuous
 stream (``eventsp.apps.kws``). The quantizer's ``dt`` is annealed as in the psMNIST trainer.
+``--frames K`` supervises the last K frames of each clip with its label (the posteriors a
+stream sees once the word is inside the window), not only the last one.
+
+Extra data (``kws_data``, ``kws_synth``): the real v0.01 clips of the training speakers
+(``--no-v1-subset`` leaves them out), espeak-ng speech made once by ``python -m
+eventsp.train.lmu.kws_synth --out DIR`` (``--synth-dir DIR``; the trainer runs without it),
+mixing with other training clips (``--mix-prob``) and SpecAugment masks (``--spec-augment``).
+Validation accuracy is logged for the whole-clip answer of the app (the last frame's arg-max,
+``val_acc``, used for selection) and for the mean posterior of the last ``--smooth-frames``
+frames (``val_acc_smooth``); ``--ann-every N`` also logs the non-spiking network's.
+The test split is evaluated only with ``--test`` (measure it once, for the chosen model:
+``--init RUN/best.pt --epochs 0 --test``).
 """
 
 from __future__ import annotations
@@ -34,6 +46,8 @@ from eventsp.apps.kws import speaker_of, speaker_split
 from eventsp.audio import LogMelConfig, logmel_batch, read_audio
 from eventsp.train import loop
 from eventsp.train.lmu.export import export_model
+from eventsp.train.lmu.kws_data import load_v1_subset, mix_clips, spec_augment
+from eventsp.train.lmu.kws_synth import load_synth
 from eventsp.train.lmu.model import HybridLMU, LMUConfig
 from eventsp.train.lmu.quantizer import BitsAccumulator, DtSchedule
 
@@ -77,8 +91,13 @@ def load_speech_commands(root: Path) -> dict[str, SpeechSet]:
     }
 
 
-def augment(audio: np.ndarray, noise: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random time shift (+-100 ms), gain (+-6 dB) and background noise, per clip."""
+def augment(
+    audio: np.ndarray, noise: np.ndarray, rng: np.random.Generator, noise_max: float = 0.5
+) -> np.ndarray:
+    """Random time shift (+-100 ms), gain (+-6 dB) and background noise, per clip.
+
+    Noise (with probability 0.8) is a random ``noise`` clip scaled by ``U(0, noise_max)``.
+    """
     out = np.empty_like(audio)
     for i, clip in enumerate(audio):
         shift = int(rng.integers(-1600, 1601))
@@ -90,7 +109,7 @@ def augment(audio: np.ndarray, noise: np.ndarray, rng: np.random.Generator) -> n
         gain = 10 ** (rng.uniform(-6, 6) / 20)
         mixed = shifted * gain
         if len(noise) and rng.random() < 0.8:
-            mixed = mixed + noise[rng.integers(len(noise))] * rng.uniform(0.0, 0.5)
+            mixed = mixed + noise[rng.integers(len(noise))] * rng.uniform(0.0, noise_max)
         out[i] = mixed
     return out
 
@@ -115,18 +134,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--anneal-until", type=float, default=0.7)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--frames", type=int, default=1, help="supervise the last K frames")
+    p.add_argument("--synth-dir", type=Path, default=None, help="espeak-ng clips (kws_synth)")
+    p.add_argument("--synth-per-epoch", type=int, default=0, help="0: every synthetic clip")
+    p.add_argument("--no-v1-subset", action="store_true", help="leave out the v0.01 clips")
+    p.add_argument("--mix-prob", type=float, default=0.0, help="overlay another clip")
+    p.add_argument("--noise-max", type=float, default=0.5)
+    p.add_argument("--spec-augment", action="store_true")
+    p.add_argument("--label-smoothing", type=float, default=0.05)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--smooth-frames", type=int, default=20)
+    p.add_argument(
+        "--clip-decision",
+        choices=("last", "smoothed"),
+        default="last",
+        help="whole-clip answer the app gives and selection uses (see eventsp.apps.kws)",
+    )
+    p.add_argument("--ann-every", type=int, default=0, help="log non-spiking val every N")
+    p.add_argument("--init", type=Path, default=None, help="start from this checkpoint")
+    p.add_argument("--test", action="store_true", help="evaluate the test split at the end")
     p.add_argument("--export", type=Path, default=None, help="also write the model here")
     p.add_argument("--limit", type=int, default=0, help="use only N clips per split (tests)")
     p.add_argument("--no-progress", action="store_true")
     return p
 
 
-def _evaluate(model, x, y, dt, bits=None) -> float:
+def _evaluate(model, x, y, dt, smooth: int = 20, bits=None) -> tuple[float, float]:
+    """Accuracy of the last frame's arg-max and of the mean posterior of the last frames."""
     model.eval()
-    logits, counts = model.simulate(torch.from_numpy(x), dt)
+    logits, counts = model.simulate(torch.from_numpy(x), dt, all_frames=True)
     if bits is not None and dt is not None:
         bits.update(counts.numpy())
-    return float((logits.argmax(1).numpy() == y).mean())
+    last = logits[:, -1].argmax(1).numpy()
+    mean = torch.softmax(logits[:, -smooth:], dim=2).mean(1).argmax(1).numpy()
+    return float((last == y).mean()), float((mean == y).mean())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -140,7 +181,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop.teardown_distributed(env)
 
 
+def _extra_train(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
+    """The v0.01 clips of training speakers (unless ``--no-v1-subset``)."""
+    if args.no_v1_subset:
+        return np.zeros((0, CLIP_SAMPLES), np.float32), np.zeros(0, np.int64)
+    audio, labels, _ = load_v1_subset(
+        args.data / "speech" / "speech_commands_v1_subset", KWS_LABELS, SAMPLE_RATE
+    )
+    return audio, labels
+
+
 def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
+    if args.frames < 1:
+        raise ValueError(f"--frames is {args.frames}; expected >= 1 (frames supervised)")
     loop.seed_everything(args.seed)
     rng = np.random.default_rng(args.seed)
     sets = load_speech_commands(args.data / "speech" / "speech_commands_v2_test_dev")
@@ -159,11 +212,15 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
     clean = features(train.audio, front)
     mean = clean.mean(axis=(0, 1))
     std = clean.std(axis=(0, 1)) + 1e-3
+    v1_audio, v1_labels = _extra_train(args)
+    real_audio = np.concatenate([train.audio, v1_audio])
+    real_labels = np.concatenate([train.labels, v1_labels])
+    synth = load_synth(args.synth_dir) if args.synth_dir is not None else None
 
     def norm(f: np.ndarray) -> np.ndarray:
         return ((f - mean) / std).astype(np.float32)
 
-    x_val, x_test = norm(features(val.audio, front)), norm(features(test.audio, front))
+    x_val = norm(features(val.audio, front))
     frames = clean.shape[1]
     config = LMUConfig(
         input_size=front.n_mels,
@@ -175,37 +232,60 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
         steps=frames,
         readout="last",
     )
+    if args.frames > frames:
+        raise ValueError(f"--frames is {args.frames}; a clip has only {frames} frames")
     torch.manual_seed(args.seed)
     model = HybridLMU(config)
+    if args.init is not None:
+        loop.load_checkpoint(args.init, model=model, restore_rng=False)
     net = loop.wrap_ddp(model, env)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, args.epochs))
     schedule = DtSchedule(args.dt_start, args.dt_end, args.anneal_until)
     log = loop.MetricsLog(args.run_dir, enabled=env.is_main)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
     generator = torch.Generator().manual_seed(args.seed)
     best, best_state = None, None
     for epoch in range(args.epochs):
         tic = time.perf_counter()
         model.train()
-        x_train = torch.from_numpy(norm(features(augment(train.audio, noise, rng), front)))
-        y_train = torch.from_numpy(train.labels)
+        audio, labels = real_audio, real_labels
+        if synth is not None and len(synth["labels"]):
+            pick = np.arange(len(synth["labels"]))
+            if 0 < args.synth_per_epoch < len(pick):
+                pick = rng.choice(pick, args.synth_per_epoch, replace=False)
+            audio = np.concatenate([audio, synth["audio"][pick]])
+            labels = np.concatenate([labels, synth["labels"][pick]])
+        waves = augment(
+            mix_clips(audio, real_audio, args.mix_prob, rng), noise, rng, args.noise_max
+        )
+        x_train = torch.from_numpy(norm(features(waves, front)))
+        y_train = torch.from_numpy(labels)
         order = torch.randperm(len(x_train), generator=generator)
         batches = list(order.split(args.batch_size))
         loss_sum = 0.0
         for step, idx in enumerate(loop.progress(batches, env, enabled=not args.no_progress)):
             dt = schedule((epoch + step / len(batches)) / args.epochs)
-            loss = loss_fn(net(x_train[idx], dt, generator=generator), y_train[idx])
+            x = x_train[idx]
+            if args.spec_augment:
+                x = spec_augment(x, generator)
+            if args.frames == 1:
+                loss = loss_fn(net(x, dt, generator=generator), y_train[idx])
+            else:
+                logits = net(x, dt, generator=generator, frames=args.frames)
+                target = y_train[idx, None].expand(-1, args.frames)
+                loss = loss_fn(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             loss_sum += loss.item() * len(idx)
         scheduler.step()
         dt_now = schedule((epoch + 1) / args.epochs)
-        val_acc = _evaluate(model, x_val, val.labels, dt_now)
+        val_acc, val_smooth = _evaluate(model, x_val, val.labels, dt_now, args.smooth_frames)
         final = dt_now == schedule(1.0)
-        if final and (best is None or val_acc > best):
-            best = val_acc
+        chosen = val_acc if args.clip_decision == "last" else val_smooth
+        if final and (best is None or chosen > best):
+            best = chosen
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
             if env.is_main:
                 loop.save_checkpoint(
@@ -216,8 +296,12 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
             "dt": dt_now,
             "train_loss": loss_sum / len(x_train),
             "val_acc": val_acc,
+            "val_acc_smooth": val_smooth,
+            "clips": len(x_train),
             "seconds": time.perf_counter() - tic,
         }
+        if args.ann_every and (epoch + 1) % args.ann_every == 0:
+            row["val_acc_ann"] = _evaluate(model, x_val, val.labels, None)[0]
         log.log(**row)
         if env.is_main and ((epoch + 1) % 10 == 0 or epoch + 1 == args.epochs):
             log.plot("epoch", ["train_loss", "val_acc"], title="KWS hybrid LMU")
@@ -229,12 +313,21 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
         model.load_state_dict(best_state)
     dt = schedule(1.0)
     bits = BitsAccumulator()
-    test_acc = _evaluate(model, x_test, test.labels, dt, bits)
+    val_final, val_final_smooth = _evaluate(model, x_val, val.labels, dt, args.smooth_frames, bits)
+    accuracy: dict[str, float] = {"val_spiking": val_final, "val_spiking_smooth": val_final_smooth}
+    if args.test:
+        x_test = norm(features(test.audio, front))
+        test_last, test_smooth = _evaluate(model, x_test, test.labels, dt, args.smooth_frames)
+        accuracy["test_spiking_unseen_speakers"] = (
+            test_last if args.clip_decision == "last" else test_smooth
+        )
     summary = {
-        "test_acc_spiking": test_acc,
+        **accuracy,
         "best_val_acc": best,
         "dt": dt,
         "clips": {k: len(s.labels) for k, s in sets.items()},
+        "clips_v1_subset": len(v1_labels),
+        "clips_synth": 0 if synth is None else len(synth["labels"]),
         **bits.result(),
     }
     metadata = {
@@ -245,12 +338,20 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
         "feature_standardisation": "folded into the input Dense layers (mean and std below)",
         "feature_mean": mean.astype(float).tolist(),
         "feature_std": std.astype(float).tolist(),
-        "accuracy": {"test_spiking_unseen_speakers": test_acc, "val_spiking": best},
+        "clip_decision": args.clip_decision,
+        "accuracy": accuracy,
         "efficiency": bits.result(),
         "provenance": {
             "trainer": "eventsp.train.lmu.kws",
             "data": "speech_commands_v2_test_dev, split by speaker (crc32 buckets 15/15/70)",
+            "extra_data": {
+                "v1_subset_train_speakers": len(v1_labels),
+                "espeak_ng_clips": summary["clips_synth"],
+            },
             "epochs": args.epochs,
+            "frames_supervised": args.frames,
+            "smooth_frames": args.smooth_frames,
+            "init": None if args.init is None else str(args.init),
             "seed": args.seed,
         },
     }

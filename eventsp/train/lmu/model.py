@@ -122,9 +122,20 @@ class HybridLMU(nn.Module):
         return self.memory_to_hidden(m.flatten(1)) + self.input_to_hidden(x[:, -1])
 
     def forward(
-        self, x: torch.Tensor, dt: float | None = None, *, generator: torch.Generator | None = None
+        self,
+        x: torch.Tensor,
+        dt: float | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        frames: int | None = None,
     ) -> torch.Tensor:
-        """Logits ``(batch, classes)`` for training; ``dt=None`` is the non-spiking network."""
+        """Logits ``(batch, classes)`` for training; ``dt=None`` is the non-spiking network.
+
+        ``frames=K`` returns :meth:`forward_frames` instead (through ``forward``, so that a
+        DDP wrapper synchronises its gradients).
+        """
+        if frames is not None:
+            return self.forward_frames(x, dt, frames, generator=generator)
         self._check(x)
         if self.config.readout == "last":
             a = torch.relu(self._hidden_input_last(x))
@@ -138,9 +149,47 @@ class HybridLMU(nn.Module):
             a = straight_through(a, quantize_parallel(a, dt, dim=1), dt)
         return self.output(a.mean(dim=1))
 
+    def _memory_all(self, u: torch.Tensor) -> torch.Tensor:
+        """Memories ``m_t`` ``(batch, T, memory_d * order)`` of ``u (batch, T, D)``.
+
+        ``m_t[j, i] = sum_{k<=t} H[k, i] u_{t-k, j}`` as one product with the lower-triangular
+        Toeplitz tensor ``(T, T, order)`` of ``H``: cheaper to train than the FFT form when
+        ``order`` is small next to ``hidden`` and ``T`` is short.
+        """
+        B, T = u.shape[:2]
+        lag = torch.arange(T)[:, None] - torch.arange(T)[None, :]  # t - s
+        toeplitz = self.H[lag.clamp(min=0)] * (lag >= 0)[:, :, None]  # (t, s, order)
+        return torch.einsum("tsq,bsd->btdq", toeplitz, u).reshape(B, T, -1)
+
+    def forward_frames(
+        self,
+        x: torch.Tensor,
+        dt: float | None = None,
+        frames: int = 1,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Logits ``(batch, frames, classes)`` of the last ``frames`` steps, for training.
+
+        Every step is computed as the streaming network runs it: the quantizer starts from a
+        random residual at the first step and runs over the whole sequence (straight-through
+        gradient), so supervising several frames trains the posteriors a stream sees after a
+        word. ``dt=None`` is the non-spiking network.
+        """
+        self._check(x)
+        T = x.shape[1]
+        if not isinstance(frames, int) or not 1 <= frames <= T:
+            raise ValueError(f"frames is {frames!r}; expected an int in [1, {T}] (the steps)")
+        m = self._memory_all(self.encoder(x))
+        a = torch.relu(self.memory_to_hidden(m) + self.input_to_hidden(x))
+        if dt is not None:
+            v0 = torch.rand((a.shape[0], a.shape[2]), generator=generator, dtype=torch.float64)
+            a = straight_through(a, quantize_parallel(a, dt, v0, dim=1), dt)
+        return self.output(a[:, T - frames :])
+
     @torch.no_grad()
     def simulate(
-        self, x: torch.Tensor, dt: float | None, *, chunk: int = 16
+        self, x: torch.Tensor, dt: float | None, *, chunk: int = 16, all_frames: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The streaming network as the runtime runs it, every step: ``(logits, counts)``.
 
@@ -148,7 +197,8 @@ class HybridLMU(nn.Module):
         ``chunk`` sequences at a time) and rounded to float32, like the runtime's float64
         sums; the layers and the quantizer then run step by step in float32.
         ``counts`` ``(batch, T, hidden)`` are the quantizer's integer outputs ``n_t`` (the
-        activities themselves when ``dt`` is None).
+        activities themselves when ``dt`` is None). ``all_frames=True`` returns the logits of
+        every step, ``(batch, T, classes)``, instead of the readout.
         """
         self._check(x)
         c = self.config
@@ -169,5 +219,7 @@ class HybridLMU(nn.Module):
             counts, _ = quantize_sequential(a, dt, dim=1)
             h = counts / torch.tensor(dt, dtype=torch.float32)
         y = self.output(h)
+        if all_frames:
+            return y, counts
         logits = y[:, -1] if c.readout == "last" else y.mean(dim=1)
         return logits, counts

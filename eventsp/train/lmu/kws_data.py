@@ -1,0 +1,96 @@
+"""Extra training data and augmentation for the keyword-spotting trainer (``kws``).
+
+- :func:`load_v1_subset`: the 300 real Speech Commands v0.01 clips of
+  ``speech/speech_commands_v1_subset`` (30 words; the ten keywords keep their class, the other
+  twenty words are ``_unknown_``), keeping only speakers that :func:`speaker_split` puts in
+  "train": a speaker of the validation or test split never reaches training, whichever set
+  the clip comes from.
+- :func:`mix_clips`: overlays another training clip, 10-25 dB below, on some clips (the label
+  stays the louder clip's): background talkers.
+- :func:`spec_augment`: SpecAugment-style masks on standardised log-mel features, zeroing up to
+  ``freq_masks`` bands of up to ``freq_width`` mels and ``time_masks`` spans of up to
+  ``time_width`` frames (zero is the training set's mean after standardisation).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from eventsp.apps.kws import speaker_of, speaker_split
+from eventsp.audio import read_audio
+
+__all__ = ["load_v1_subset", "mix_clips", "spec_augment"]
+
+CLIP_SAMPLES = 16000
+
+
+def load_v1_subset(
+    root: Path, labels: tuple[str, ...], sample_rate: int = 16000
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """``(audio (N, 16000) float32, labels (N,) int64, files)`` of the "train" speakers.
+
+    ``labels``: the trainer's class names; words not among them map to ``"_unknown_"``.
+    A missing folder gives empty arrays (the set is optional).
+    """
+    unknown = labels.index("_unknown_")
+    audio, ys, files = [], [], []
+    for path in sorted(Path(root).glob("*/*.wav")):
+        if speaker_split(speaker_of(path)) != "train":
+            continue
+        word = path.parent.name
+        signal, _ = read_audio(path, sample_rate)
+        clip = np.zeros(CLIP_SAMPLES, np.float32)
+        clip[: min(len(signal), CLIP_SAMPLES)] = signal[:CLIP_SAMPLES]
+        audio.append(clip)
+        ys.append(labels.index(word) if word in labels else unknown)
+        files.append(str(path))
+    if not audio:
+        return np.zeros((0, CLIP_SAMPLES), np.float32), np.zeros(0, np.int64), ()
+    return np.stack(audio), np.asarray(ys, np.int64), tuple(files)
+
+
+def mix_clips(
+    audio: np.ndarray, pool: np.ndarray, prob: float, rng: np.random.Generator
+) -> np.ndarray:
+    """A copy of ``audio (N, S)`` where a ``prob`` fraction of clips gets a random ``pool`` clip
+    added 10-25 dB below its own RMS."""
+    if not 0.0 <= prob <= 1.0:
+        raise ValueError(f"mix probability {prob} must be in [0, 1]")
+    out = audio.copy()
+    if prob == 0.0 or len(pool) == 0:
+        return out
+    for i in np.flatnonzero(rng.random(len(audio)) < prob):
+        other = pool[rng.integers(len(pool))]
+        own = float(np.sqrt(np.mean(audio[i].astype(np.float64) ** 2))) + 1e-6
+        theirs = float(np.sqrt(np.mean(other.astype(np.float64) ** 2))) + 1e-6
+        gain = own / theirs * 10 ** (-rng.uniform(10, 25) / 20)
+        out[i] += np.roll(other, int(rng.integers(len(other)))) * np.float32(gain)
+    return out
+
+
+def spec_augment(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    freq_masks: int = 2,
+    freq_width: int = 5,
+    time_masks: int = 2,
+    time_width: int = 10,
+) -> torch.Tensor:
+    """``x (batch, T, F)`` with random frequency and time spans set to 0, per example."""
+    if x.ndim != 3:
+        raise ValueError(f"features have shape {tuple(x.shape)}; expected (batch, T, F)")
+    B, T, F = x.shape
+    keep = torch.ones_like(x)
+    for size, width, axis in ((F, freq_width, 2), (T, time_width, 1)):
+        count = freq_masks if axis == 2 else time_masks
+        for _ in range(count):
+            w = torch.randint(0, width + 1, (B,), generator=generator)
+            start = (torch.rand(B, generator=generator) * (size - w + 1)).long()
+            pos = torch.arange(size)
+            mask = (pos[None] >= start[:, None]) & (pos[None] < (start + w)[:, None])  # (B, size)
+            keep = keep * (~mask[:, None, :] if axis == 2 else ~mask[:, :, None]).to(x.dtype)
+    return x * keep
