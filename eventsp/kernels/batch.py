@@ -44,6 +44,7 @@ from eventsp.kernels.layout import (
     H,
     W,
 )
+from eventsp.kernels.simd import nonzero_mask64
 
 # LIF membranes below this magnitude are flushed to zero (as in neurons.lif_step).
 TINY = np.float32(1e-30)
@@ -54,15 +55,6 @@ BATCH_SIGNATURE = (
 U64 = np.uint64
 
 
-@jit("uint64(float32[::1], uint64)", inline="always", nrt=False)
-def _mask64(a, start):
-    """Bit ``j`` set where ``a[start + j] != 0`` for ``j < 64`` (a vectorised compare)."""
-    mask = U64(0)
-    for j in range(U64(64)):
-        mask |= U64(a[start + j] != 0.0) << j
-    return mask
-
-
 @jit("int64(float32[::1], int32[::1], uint64, uint64, uint64)", inline="always", nrt=False)
 def _list_row(acts, ai, start, n, dst):
     """``dense.list_active`` of ``acts[start:start+n]`` into ``ai[dst:]``: the count of
@@ -71,7 +63,7 @@ def _list_row(acts, ai, start, n, dst):
     non_binary = False
     i0 = U64(0)
     while i0 + U64(64) <= n:
-        mask = _mask64(acts, start + i0)
+        mask = nonzero_mask64(acts, start + i0)
         while mask != 0:
             i = i0 + trailing_zeros(mask)
             ai[dst + nnz] = np.int32(i)
@@ -165,9 +157,9 @@ def dense_batch(row, params, acts, values, counters, k):
 def _list_block(y, ai, y0, i0, i1, dst, m):
     """Append the indices ``i`` in ``[i0, i1)`` where ``y[y0 + i] != 0`` at ``ai[dst + m:]``
     (only counted when ``dst < 0``); returns the new count ``m``. A full block of 64 goes
-    through a bit mask (:func:`_mask64`), one step per spike."""
+    through a bit mask (:func:`~eventsp.kernels.simd.nonzero_mask64`), one step per spike."""
     if i1 - i0 == U64(64):
-        mask = _mask64(y, y0 + i0)
+        mask = nonzero_mask64(y, y0 + i0)
         while mask != 0:
             if dst >= 0:
                 ai[U64(dst + m)] = np.int32(i0 + trailing_zeros(mask))

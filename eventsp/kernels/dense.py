@@ -33,17 +33,16 @@ from eventsp.kernels.layout import (
     SH,
     H,
 )
+from eventsp.kernels.simd import nonzero_mask64
 
 OP_SIGNATURE = "void(int64[::1], float32[::1], float32[::1], float32[::1], float64[::1], int64)"
 
 
 @jit("uint64(float32[::1])", inline="always", nrt=False)
 def nonzero_mask(run):
-    """Bit ``j`` set where ``run[j] != 0`` for the 64 values of ``run`` (vectorised)."""
-    mask = np.uint64(0)
-    for j in range(64):
-        mask |= np.uint64(run[j] != 0.0) << np.uint64(j)
-    return mask
+    """Bit ``j`` set where ``run[j] != 0`` for the 64 values of ``run`` (one vector compare,
+    see :mod:`eventsp.kernels.simd`)."""
+    return nonzero_mask64(run, 0)
 
 
 @jit("int64(float32[::1], int32[::1])", inline="always", nrt=False)

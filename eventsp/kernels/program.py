@@ -13,9 +13,9 @@ gives the same results.
 Numba caches these functions on disk keyed on the *contents* of this file only (a hash: touching
 the file changes nothing), yet the cached code includes the kernels they call. So this file
 records the hash of those kernel modules in :data:`KERNEL_SOURCES_SHA256`: after editing
-``batch.py``, ``dense.py``, ``conv.py``, ``neurons.py`` or ``layout.py``, set it to the value that
-``tests/runtime/test_kernel_cache.py`` prints (the test fails until then), which rebuilds the
-cache. A stale cache would silently run the old kernels.
+``batch.py``, ``dense.py``, ``conv.py``, ``neurons.py``, ``layout.py`` or ``simd.py``, set it
+to the value that ``tests/runtime/test_kernel_cache.py`` prints (the test fails until then),
+which rebuilds the cache. A stale cache would silently run the old kernels.
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ from eventsp.kernels.neurons import (
     relu_step,
 )
 
-# sha256 over batch.py, dense.py, conv.py, layout.py, neurons.py (see the module docstring).
-KERNEL_SOURCES_SHA256 = "fe2104f149e83209d26b3dea36b5e702627153c168fbf5edf1b14fffe48e5434"
+# sha256 over batch.py, dense.py, conv.py, layout.py, neurons.py, simd.py (see the docstring).
+KERNEL_SOURCES_SHA256 = "f06527609c348b58980cfaaf1d05e51a00a0d8b6ebf695ac08b3b4a0265df16f"
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
 OP_CALL_SIGNATURE = (

@@ -13,7 +13,7 @@ from eventsp.kernels import program
 
 from support import REPO_ROOT
 
-KERNEL_MODULES = ("batch.py", "dense.py", "conv.py", "layout.py", "neurons.py")
+KERNEL_MODULES = ("batch.py", "dense.py", "conv.py", "layout.py", "neurons.py", "simd.py")
 
 
 def kernel_sources_sha256() -> str:
