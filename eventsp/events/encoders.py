@@ -83,6 +83,7 @@ from eventsp.events.count_kernels import (
     N_COUNTERS,
     N_EVENTS,
     NEXT_WINDOW,
+    NOT_IN_ORDER,
     ORIGIN,
     PASSED,
     SEEN,
@@ -138,6 +139,9 @@ class EncoderState(NamedTuple):
 
 
 _NO_WATERMARK = int(init_order().watermark_us)
+#: ``_new(EncoderState, (counters, filters, buffer, memory))`` builds a state in half the time
+#: of ``EncoderState(...)`` (about 0.3 µs less per packet).
+_new = tuple.__new__
 
 
 @dataclass(frozen=True)
@@ -285,21 +289,20 @@ class FrameEncoder:
 
     def push(self, events: np.ndarray, state: EncoderState) -> tuple[np.ndarray, EncoderState]:
         """Feed one packet; returns the frames of the windows it completed, ``(n, C, H, W)``."""
-        if (
-            self._counts_directly
-            and type(events) is np.ndarray
-            and events.dtype == EVENT_DTYPE
-            and events.ndim == 1
-            and events.shape[0]
-            and events.flags.c_contiguous
-        ):
+        if self._counts_directly:
             # Fast path, one kernel call: a packet in order as a whole is counted and checked
-            # on the way; anything wrong (unsorted, late, invalid) is redone below.
-            flags, out, still_open, counters = _push_counts(
-                events, state.counters, self._config, state.memory, True
-            )
+            # on the way; anything wrong (unsorted, late, invalid, not a C-contiguous array of
+            # the event dtype: a TypeError from the dispatcher) is redone below.
+            try:
+                flags, n_out, frames, counters = _push_counts(
+                    events, state.counters, self._config, state.memory, True
+                )
+            except TypeError:
+                flags = NOT_IN_ORDER
             if not flags:
-                return out, EncoderState(counters, state.filters, state.buffer, still_open)
+                return frames[:n_out], _new(
+                    EncoderState, (counters, state.filters, state.buffer, frames[n_out:])
+                )
         events, unsorted, t_first, t_last = self._scanned(events)
         counters = state.counters.copy()
         n = events.shape[0]
@@ -329,11 +332,13 @@ class FrameEncoder:
             return self._frames(0), state
         if self._accumulates:
             events = np.ascontiguousarray(events)
-            flags, out, still_open, counters = _push_counts(
+            flags, n_out, frames, counters = _push_counts(
                 events, counters, self._config, state.memory, False
             )
             self._check_filtered(int(flags))
-            return out, EncoderState(counters, filter_states, state.buffer, still_open)
+            return frames[:n_out], _new(
+                EncoderState, (counters, filter_states, state.buffer, frames[n_out:])
+            )
         return push_buffered(self, events, t_first, t_last, state)
 
     def flush(self, state: EncoderState) -> tuple[np.ndarray, EncoderState]:
@@ -358,17 +363,14 @@ class FrameEncoder:
 
     def encode(self, events: np.ndarray) -> np.ndarray:
         """A whole recording at once, equal to one push and a flush: frames ``(T, C, H, W)``."""
-        if (
-            self._encodes_counts
-            and type(events) is np.ndarray
-            and events.dtype == EVENT_DTYPE
-            and events.ndim == 1
-            and events.shape[0]
-            and events.flags.c_contiguous
-        ):
+        if self._encodes_counts:
             # Fast path, one kernel call: events that look sorted are counted and checked on
-            # the way; anything wrong (unsorted, invalid) is redone below.
-            flags, out = _encode_counts(events, self._config)
+            # the way; anything wrong (unsorted, invalid, empty, not a C-contiguous array of
+            # the event dtype: a TypeError from the dispatcher) is redone below.
+            try:
+                flags, out = _encode_counts(events, self._config)
+            except TypeError:
+                flags = NOT_IN_ORDER
             if not flags:
                 return out
         if self.filters:
@@ -395,6 +397,8 @@ class FrameEncoder:
         if not isinstance(events, np.ndarray) or events.dtype != EVENT_DTYPE or events.ndim != 1:
             validate_events(events, self.sensor_size)  # raises, naming the problem
         events = np.ascontiguousarray(events)  # kernels read records from contiguous memory
+        if not events.flags.writeable:  # the kernels' signatures take writeable arrays
+            events = events.copy()
         W, H, P = self.sensor_size
         flags, t_first, t_last = _scan(events, W, H, P)
         if flags & ~1:
