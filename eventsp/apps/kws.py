@@ -5,6 +5,12 @@ Pipeline, per chunk of any size (``KeywordSpotter.step``)::
     samples --logmel_step--> frames (10 ms hops) --Network.step--> logits y_t per frame
       --softmax--> posteriors p_t --moving average over `smooth_frames`--> s_t --> events
 
+A model whose metadata has ``"frame_stack": S`` (S > 1) takes S consecutive log-mel frames
+side by side as one input and runs once every S hops (S times fewer synaptic operations per
+second); "frame" below then means one network step of S hops, and a stream holds the frames
+of an unfinished group in its state. ``smooth_frames`` defaults to the model's metadata
+``smooth_frames`` (what the trainer validated), else 20.
+
 The model (``eventsp.train.lmu.kws``) classifies the last ``theta`` frames (about one
 second) at every frame, with 12 classes: ten keywords, ``_unknown_`` and ``_silence_``.
 
@@ -85,13 +91,14 @@ def speaker_split(speaker: str, val_percent: int = 15, test_percent: int = 15) -
 class KWSConfig:
     """Posterior smoothing and event thresholds (see the module docstring)."""
 
-    smooth_frames: int = 20
+    smooth_frames: int | None = None  # None: the model's metadata "smooth_frames", else 20
     threshold: float = 0.6
     release: float = 0.4
 
     def __post_init__(self) -> None:
-        if not isinstance(self.smooth_frames, int) or self.smooth_frames < 1:
-            raise ValueError(f"smooth_frames is {self.smooth_frames!r}; expected an int >= 1")
+        smooth = self.smooth_frames
+        if smooth is not None and (not isinstance(smooth, int) or smooth < 1):
+            raise ValueError(f"smooth_frames is {smooth!r}; expected an int >= 1 or None")
         if not 0.0 < self.release <= self.threshold <= 1.0:
             raise ValueError(
                 f"release {self.release} and threshold {self.threshold} must satisfy "
@@ -129,8 +136,10 @@ class KWSState(NamedTuple):
 
     ring: ``(smooth_frames, classes)`` float64 last posteriors (zeros before the first);
     total: ``(classes,)`` float64 their running sum; counters: int64 ``[frames so far,
-    open event's class (-1: none), its first frame]``; peak: float64 ``[open event's peak]``;
-    last: ``(classes,)`` float64 last posterior. ``step`` updates the arrays in place.
+    open event's class (-1: none), its first frame]`` (network steps); peak: float64
+    ``[open event's peak]``; last: ``(classes,)`` float64 last posterior; pending:
+    ``(frame_stack, n_mels)`` float32 log-mel frames of the unfinished group, ``held[0]`` of
+    them. ``step`` updates the arrays in place.
     """
 
     front: Any
@@ -140,11 +149,13 @@ class KWSState(NamedTuple):
     counters: np.ndarray
     peak: np.ndarray
     last: np.ndarray
+    pending: np.ndarray
+    held: np.ndarray
 
 
 def frames_seen(state: KWSState) -> int:
     """Log-mel frames the stream has consumed so far (time = frames * hop)."""
-    return int(state.counters[0])
+    return int(state.counters[0]) * state.pending.shape[0] + int(state.held[0])
 
 
 _KERNEL_SIGNATURE = (
@@ -250,7 +261,14 @@ class KeywordSpotter:
         self.config = config or KWSConfig()
         self.keywords = np.array([label not in NON_KEYWORDS for label in self.labels], np.bool_)
         self.hop_s = self.front.hop_length / self.front.sample_rate
-        self.window_s = float(meta.get("lmu", {}).get("theta", 0.0)) * self.hop_s
+        self.stack = int(meta.get("frame_stack", 1))
+        if self.stack < 1 or self.network.input_shape != (self.front.n_mels * self.stack,):
+            raise ValueError(
+                f"{path}: the network takes {self.network.input_shape}, not frame_stack "
+                f"{self.stack} x {self.front.n_mels} mels; the metadata does not fit the graph"
+            )
+        self.smooth_frames = self.config.smooth_frames or int(meta.get("smooth_frames", 20))
+        self.window_s = float(meta.get("lmu", {}).get("theta", 0.0)) * self.hop_s * self.stack
         self.clip_decision = str(meta.get("clip_decision", "last"))
         if self.clip_decision not in ("last", "smoothed"):
             raise ValueError(
@@ -267,11 +285,13 @@ class KeywordSpotter:
         return KWSState(
             init_logmel_state(self.front),
             self.network.init_state(batch=1),
-            np.zeros((self.config.smooth_frames, n)),
+            np.zeros((self.smooth_frames, n)),
             np.zeros(n),
             np.array([0, -1, 0], np.int64),
             np.zeros(1),
             np.full(n, 1.0 / n),
+            np.zeros((self.stack, self.front.n_mels), np.float32),
+            np.zeros(1, np.int64),
         )
 
     def _time(self, frame: int) -> float:
@@ -279,13 +299,27 @@ class KeywordSpotter:
         return (frame * self.front.hop_length + self.front.n_fft) / self.front.sample_rate
 
     def _event(self, cls: int, first: int, last: int, peak: float) -> KeywordEvent:
+        """An event from network steps ``first..last`` (step k ends on frame (k+1)S - 1)."""
         shift = self.window_s / 2
+        S = self.stack
         return KeywordEvent(
             self.labels[cls],
-            max(0.0, self._time(first) - shift),
-            max(0.0, self._time(last) - shift),
+            max(0.0, self._time(first * S + S - 1) - shift),
+            max(0.0, self._time(last * S + S - 1) - shift),
             float(peak),
         )
+
+    def _group(self, feats: np.ndarray, state: KWSState) -> np.ndarray:
+        """Frames -> network inputs ``(steps, S * n_mels)``; keeps the rest in ``pending``."""
+        S = self.stack
+        if S == 1:
+            return feats
+        frames = np.concatenate([state.pending[: state.held[0]], feats])
+        steps = len(frames) // S
+        rest = frames[steps * S :]
+        state.pending[: len(rest)] = rest
+        state.held[0] = len(rest)
+        return np.ascontiguousarray(frames[: steps * S].reshape(steps, S * feats.shape[1]))
 
     def step(
         self, chunk: np.ndarray, state: KWSState
@@ -297,6 +331,7 @@ class KeywordSpotter:
         and returns it (with the new front-end state).
         """
         feats, front = logmel_step(np.asarray(chunk, np.float32), state.front, self.front)
+        feats = self._group(feats, state)
         net_state = state.net
         if len(feats):
             outs, net_state = self.network.run(feats[:, None, :], net_state)
@@ -362,7 +397,7 @@ class KeywordSpotter:
         else:
             posterior = state.last
             if self.clip_decision == "smoothed":
-                posterior = state.total / min(frames_seen(state), self.config.smooth_frames)
+                posterior = state.total / max(1, min(int(state.counters[0]), self.smooth_frames))
             top = int(posterior.argmax())
             label, score = self.labels[top], float(posterior[top])
         return ClipResult(label, score, tuple(events), frames_seen(state), synops)

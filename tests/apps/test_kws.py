@@ -7,7 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from eventsp.apps.kws import DEFAULT_MODEL, KeywordSpotter, KWSConfig, speaker_of, speaker_split
+from eventsp.apps.kws import (
+    DEFAULT_MODEL,
+    KeywordSpotter,
+    KWSConfig,
+    frames_seen,
+    speaker_of,
+    speaker_split,
+)
 from eventsp.audio import read_audio
 from eventsp.cli import main as cli_main
 from eventsp.train.lmu.kws import KWS_LABELS
@@ -56,7 +63,70 @@ def test_chunk_size_does_not_change_the_stream(spotter, test_clips):
     for post, events in results[1:]:
         np.testing.assert_allclose(post, results[0][0], rtol=1e-6, atol=1e-9)
         assert events == results[0][1]
-    assert len(results[0][0]) == 1 + (len(signal) - 400) // 160
+    assert len(results[0][0]) == (1 + (len(signal) - 400) // 160) // spotter.stack
+
+
+def _stacked_model(path, smoothed: bool):
+    """A random 2-frame-stacked hybrid LMU written as a kws model file."""
+    import torch
+
+    from eventsp.audio import LogMelConfig
+    from eventsp.train.lmu.export import export_model
+    from eventsp.train.lmu.model import HybridLMU, LMUConfig
+
+    torch.manual_seed(0)
+    config = LMUConfig(input_size=80, memory_d=3, order=6, theta=49.0, hidden=16, classes=12)
+    model = HybridLMU(LMUConfig(**{**config.__dict__, "steps": 49}))
+    meta = {
+        "task": "kws",
+        "labels": list(KWS_LABELS),
+        "sample_rate_hz": 16000,
+        "frontend": {"kind": "logmel", **LogMelConfig().to_dict()},
+        "frame_stack": 2,
+        "smooth_frames": 7,
+        "clip_decision": "smoothed" if smoothed else "last",
+    }
+    mean, std = np.full(80, -5.0), np.full(80, 3.0)
+    export_model(path, model, 1.0, meta, input_mean=mean, input_std=std)
+    return path
+
+
+def test_stacked_model_runs_every_second_frame_at_any_chunking(tmp_path):
+    from eventsp.audio import LogMelConfig, logmel_batch
+    from eventsp.train.lmu.kws_data import stack_frames
+
+    spotter = KeywordSpotter(_stacked_model(tmp_path / "stacked.esp", smoothed=True))
+    assert spotter.stack == 2
+    assert spotter.smooth_frames == 7
+    signal = (np.random.default_rng(5).normal(size=21000) * 0.05).astype(np.float32)
+    frames = 1 + (len(signal) - 400) // 160  # 129: the last frame waits for its pair
+    outs = []
+    for size in (160, 1013, len(signal)):
+        state = spotter.init_state()
+        posteriors = []
+        for i in range(0, len(signal), size):
+            _, post, state = spotter.step(signal[i : i + size], state)
+            posteriors.append(post)
+        outs.append(np.concatenate(posteriors))
+        assert frames_seen(state) == frames
+        assert int(state.held[0]) == 1
+    for post in outs[1:]:
+        np.testing.assert_allclose(post, outs[0], rtol=1e-6, atol=1e-9)
+    assert len(outs[0]) == frames // 2
+    # the same as the network on the offline features, stacked in pairs
+    feats = stack_frames(logmel_batch(signal[None], LogMelConfig()), 2)[0]
+    logits, _ = spotter.network.run(feats[:, None], spotter.network.init_state(1))
+    p = np.exp(logits[:, 0] - logits[:, 0].max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    smoothed = np.stack([p[max(0, t - 6) : t + 1].mean(axis=0) for t in range(len(p))])
+    np.testing.assert_allclose(outs[0], smoothed, rtol=1e-5, atol=1e-7)
+    # a short clip's answer is the last smoothed posterior (metadata clip_decision)
+    result = spotter.classify(signal)
+    assert result.frames == frames
+    assert result.score == pytest.approx(smoothed[-1].max())
+    assert result.label == KWS_LABELS[int(smoothed[-1].argmax())]
+    last = KeywordSpotter(_stacked_model(tmp_path / "last.esp", smoothed=False))
+    assert last.classify(signal).score == pytest.approx(p[-1].max(), rel=1e-5)
 
 
 def test_accuracy_on_unseen_speakers_is_far_above_chance(spotter, test_clips):

@@ -13,7 +13,7 @@ import torch
 
 from eventsp.apps.kws import KeywordSpotter
 from eventsp.train.lmu.kws import KWS_LABELS, augment, main, speaker_of, speaker_split
-from eventsp.train.lmu.kws_data import load_v1_subset, mix_clips, spec_augment
+from eventsp.train.lmu.kws_data import load_v1_subset, mix_clips, spec_augment, stack_frames
 from eventsp.train.lmu.model import HybridLMU, LMUConfig
 from eventsp.train.lmu.quantizer import quantize_sequential
 
@@ -73,6 +73,16 @@ def test_forward_frames_spiking_is_the_sequential_quantizer_from_a_random_residu
     counts, _ = quantize_sequential(a, 2.0, v0.clone(), dim=1)
     torch.testing.assert_close(logits, model.output(counts / 2.0), rtol=0, atol=1e-12)
     assert counts.abs().sum() > 0
+
+
+def test_stack_frames_puts_consecutive_frames_side_by_side():
+    x = np.arange(2 * 7 * 3, dtype=np.float32).reshape(2, 7, 3)
+    out = stack_frames(x, 2)
+    assert out.shape == (2, 3, 6)
+    np.testing.assert_array_equal(out[1, 2], np.concatenate([x[1, 4], x[1, 5]]))
+    np.testing.assert_array_equal(stack_frames(x, 1), x)
+    with pytest.raises(ValueError, match="stack is 0"):
+        stack_frames(x, 0)
 
 
 def test_spec_augment_zeros_whole_bands_and_spans():
@@ -150,12 +160,17 @@ def test_tiny_training_run_exports_a_working_keyword_model(data_root, tmp_path):
     common = ["--data", str(data_root), "--epochs", "2", "--limit", "36", "--no-progress"]
     common += ["--memory-d", "2", "--order", "6", "--hidden", "8", "--threads", "1"]
     common += ["--frames", "5", "--mix-prob", "0.5", "--spec-augment"]
-    assert main([*common, "--run-dir", str(run), "--test", "--clip-decision", "smoothed"]) == 0
+    first = ["--run-dir", str(run), "--test", "--clip-decision", "smoothed", "--stack", "2"]
+    assert main([*common, *first]) == 0
     summary = json.loads((run / "summary.json").read_text())
     assert 0.0 <= summary["test_spiking_unseen_speakers"] <= 1.0
     assert summary["clips_v1_subset"] > 100
     spotter = KeywordSpotter(run / "kws_lmu.esp")
     assert spotter.clip_decision == "smoothed"
+    assert spotter.stack == 2
+    assert spotter.smooth_frames == 20  # the trainer's --smooth-frames, from the metadata
+    assert spotter.network.input_shape == (80,)
+    assert spotter.classify(np.zeros(16000, np.float32)).frames == 98
     meta = spotter.metadata
     assert (
         meta["accuracy"]["test_spiking_unseen_speakers"] == summary["test_spiking_unseen_speakers"]

@@ -16,7 +16,10 @@ The network is :class:`HybridLMU` with the "last" readout: the logits at frame t
 last ``theta`` frames, so the same model gives one posterior per 10 ms hop on a continuous
 stream (``eventsp.apps.kws``). The quantizer's ``dt`` is annealed as in the psMNIST trainer.
 ``--frames K`` supervises the last K frames of each clip with its label (the posteriors a
-stream sees once the word is inside the window), not only the last one.
+stream sees once the word is inside the window), not only the last one. ``--stack S`` feeds
+S consecutive frames side by side as one input, so the network runs once every S hops (S
+times fewer synaptic operations per second for the same network; the front-end keeps its
+10 ms hops); ``--frames`` and ``--smooth-frames`` then count network steps.
 
 Extra data (``kws_data``, ``kws_synth``): the real v0.01 clips of the training speakers
 (``--no-v1-subset`` leaves them out), espeak-ng speech made once by ``python -m
@@ -46,7 +49,7 @@ from eventsp.apps.kws import speaker_of, speaker_split
 from eventsp.audio import LogMelConfig, logmel_batch, read_audio
 from eventsp.train import loop
 from eventsp.train.lmu.export import export_model
-from eventsp.train.lmu.kws_data import load_v1_subset, mix_clips, spec_augment
+from eventsp.train.lmu.kws_data import load_v1_subset, mix_clips, spec_augment, stack_frames
 from eventsp.train.lmu.kws_synth import load_synth
 from eventsp.train.lmu.model import HybridLMU, LMUConfig
 from eventsp.train.lmu.quantizer import BitsAccumulator, DtSchedule
@@ -134,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--anneal-until", type=float, default=0.7)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--frames", type=int, default=1, help="supervise the last K frames")
+    p.add_argument("--frames", type=int, default=1, help="supervise the last K steps")
+    p.add_argument("--stack", type=int, default=1, help="log-mel frames per network step")
     p.add_argument("--synth-dir", type=Path, default=None, help="espeak-ng clips (kws_synth)")
     p.add_argument("--synth-per-epoch", type=int, default=0, help="0: every synthetic clip")
     p.add_argument("--no-v1-subset", action="store_true", help="leave out the v0.01 clips")
@@ -194,6 +198,8 @@ def _extra_train(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
 def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
     if args.frames < 1:
         raise ValueError(f"--frames is {args.frames}; expected >= 1 (frames supervised)")
+    if args.stack < 1:
+        raise ValueError(f"--stack is {args.stack}; expected >= 1 (frames per network step)")
     loop.seed_everything(args.seed)
     rng = np.random.default_rng(args.seed)
     sets = load_speech_commands(args.data / "speech" / "speech_commands_v2_test_dev")
@@ -218,12 +224,13 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
     synth = load_synth(args.synth_dir) if args.synth_dir is not None else None
 
     def norm(f: np.ndarray) -> np.ndarray:
-        return ((f - mean) / std).astype(np.float32)
+        """Standardised, then ``--stack`` frames side by side: ``(N, T // S, S * n_mels)``."""
+        return stack_frames(((f - mean) / std).astype(np.float32), args.stack)
 
     x_val = norm(features(val.audio, front))
-    frames = clean.shape[1]
+    frames = clean.shape[1] // args.stack  # network steps per clip
     config = LMUConfig(
-        input_size=front.n_mels,
+        input_size=front.n_mels * args.stack,
         memory_d=args.memory_d,
         order=args.order,
         theta=float(frames),
@@ -339,6 +346,8 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
         "feature_mean": mean.astype(float).tolist(),
         "feature_std": std.astype(float).tolist(),
         "clip_decision": args.clip_decision,
+        "frame_stack": args.stack,
+        "smooth_frames": args.smooth_frames,
         "accuracy": accuracy,
         "efficiency": bits.result(),
         "provenance": {
@@ -358,7 +367,14 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
     args.run_dir.mkdir(parents=True, exist_ok=True)
     for path in (args.run_dir / "kws_lmu.esp", args.export):
         if path is not None:
-            export_model(path, model, dt, metadata, input_mean=mean, input_std=std)
+            export_model(
+                path,
+                model,
+                dt,
+                metadata,
+                input_mean=np.tile(mean, args.stack),
+                input_std=np.tile(std, args.stack),
+            )
     (args.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary), flush=True)
     return 0

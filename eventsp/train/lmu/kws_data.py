@@ -7,6 +7,8 @@
   the clip comes from.
 - :func:`mix_clips`: overlays another training clip, 10-25 dB below, on some clips (the label
   stays the louder clip's): background talkers.
+- :func:`stack_frames`: ``S`` consecutive frames side by side as one network input, so that
+  the network runs once every ``S`` hops (``--stack``; ``eventsp.apps.kws`` does the same).
 - :func:`spec_augment`: SpecAugment-style masks on standardised log-mel features, zeroing up to
   ``freq_masks`` bands of up to ``freq_width`` mels and ``time_masks`` spans of up to
   ``time_width`` frames (zero is the training set's mean after standardisation).
@@ -22,7 +24,7 @@ import torch
 from eventsp.apps.kws import speaker_of, speaker_split
 from eventsp.audio import read_audio
 
-__all__ = ["load_v1_subset", "mix_clips", "spec_augment"]
+__all__ = ["load_v1_subset", "mix_clips", "spec_augment", "stack_frames"]
 
 CLIP_SAMPLES = 16000
 
@@ -94,3 +96,17 @@ def spec_augment(
             mask = (pos[None] >= start[:, None]) & (pos[None] < (start + w)[:, None])  # (B, size)
             keep = keep * (~mask[:, None, :] if axis == 2 else ~mask[:, :, None]).to(x.dtype)
     return x * keep
+
+
+def stack_frames(x: np.ndarray, stack: int) -> np.ndarray:
+    """``(N, T, F)`` -> ``(N, T // stack, stack * F)``: frames ``s*k .. s*k+s-1`` concatenated.
+
+    A trailing ``T % stack`` frames are dropped (a stream holds them until the group is full).
+    """
+    if not isinstance(stack, int) or stack < 1:
+        raise ValueError(f"stack is {stack!r}; expected an int >= 1")
+    if x.ndim != 3:
+        raise ValueError(f"features have shape {x.shape}; expected (N, T, F)")
+    N, T, F = x.shape
+    steps = T // stack
+    return np.ascontiguousarray(x[:, : steps * stack].reshape(N, steps, stack * F))
