@@ -26,6 +26,7 @@ from eventsp.runtime.program import Program, compile_graph
 __all__ = ["Network", "NetworkState", "restore", "snapshot"]
 
 Mode = Literal["float", "fixed"]
+_F32 = np.dtype(np.float32)
 SPIKING = ("IF", "LIF", "MultiSpike")
 ACTIVATIONS = ("IF", "LIF", "MultiSpike", "ReLU")
 SYNAPTIC = ("Dense", "Conv2d", "CausalConv1d", "LMUMemory")
@@ -176,14 +177,15 @@ class Network:
     def step(self, x: np.ndarray, state: NetworkState) -> tuple[np.ndarray, NetworkState]:
         """Advance every stream by one frame: ``x`` is ``(batch, *input_shape)`` float32.
 
-        Returns the output ``(batch, *output_shape)`` float32 and ``state`` (updated in place).
-        Other dtypes and layouts are converted (slower); the shapes are checked in the kernel.
+        Returns the output ``(batch, *output_shape)`` float32 (a new array) and ``state``
+        (updated in place). Other dtypes and layouts are converted (slower); the shapes are
+        checked in the kernel. :meth:`step_into` skips the allocation of the output.
         """
         if self.fixed is not None:
             return self._step_slowly(x, state)
         try:  # the fast path: attributes cached in __init__, every check in the kernel
             batch = x.shape[0]
-            out = np.empty((batch, self._n_out), np.float32)
+            out = np.empty((batch, self._n_out), _F32)
             flat = x if self._flat_input else x.reshape(batch, self._n_in)
             status = execute_step(self._code, self._params, flat, out, *state)
         except (TypeError, AttributeError, ValueError, IndexError):
@@ -191,6 +193,49 @@ class Network:
         if status != OK:
             return self._step_slowly(x, state)
         return (out if self._flat_output else out.reshape((batch, *self.output_shape))), state
+
+    def step_into(self, x: np.ndarray, out: np.ndarray, state: NetworkState) -> np.ndarray:
+        """:meth:`step` writing the output into ``out``: the lowest-overhead call, for loops
+        that own their buffers (no allocation, no conversion). Returns ``out``.
+
+        ``x`` is ``(batch, *input_shape)`` and ``out`` ``(batch, *output_shape)``, both
+        float32 and C-contiguous; ``out`` is overwritten. Anything else raises ``ValueError``
+        (nothing is converted; use :meth:`step` for that). Float mode only. Results are the
+        same bit for bit as :meth:`step`.
+        """
+        if self.fixed is None:
+            try:
+                flat = x if self._flat_input else x.reshape(x.shape[0], self._n_in)
+                y = out if self._flat_output else out.reshape(out.shape[0], self._n_out)
+                if execute_step(self._code, self._params, flat, y, *state) == OK:
+                    return out
+            except (TypeError, AttributeError, ValueError, IndexError):
+                pass
+        raise self._into_error(x, out, state)
+
+    def _into_error(self, x: Any, out: Any, state: NetworkState) -> ValueError:
+        """The error that explains why :meth:`step_into` refused its arguments."""
+        if self.fixed is not None:
+            return ValueError("step_into runs float mode only; use step() with mode='fixed'")
+        self._check_state(state)
+        batch = state.batch
+        for name, arr, shape in (("x", x, self.input_shape), ("out", out, self.output_shape)):
+            if (
+                not isinstance(arr, np.ndarray)
+                or arr.dtype != _F32
+                or not arr.flags.c_contiguous
+                or arr.shape != (batch, *shape)
+            ):
+                got = (
+                    f"{type(arr).__name__} {getattr(arr, 'dtype', '')} {getattr(arr, 'shape', '')}"
+                )
+                return ValueError(
+                    f"step_into: {name} is {got}; expected a C-contiguous float32 array of "
+                    f"shape {(batch, *shape)} for this network and state (step() converts)"
+                )
+        if not out.flags.writeable:
+            return ValueError("step_into: out is read-only; pass a writeable array")
+        return ValueError("step_into: the kernel refused the call")  # pragma: no cover
 
     def _step_slowly(self, x: Any, state: NetworkState) -> tuple[np.ndarray, NetworkState]:
         """:meth:`step` for inputs that need converting, or that are wrong (clear errors)."""

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventsp.model import graph as g
-from eventsp.runtime import Network, NetworkState, restore, snapshot
+from eventsp.runtime import Network, NetworkState, quantize_graph, restore, snapshot
 
 
 def small_mlp(seed: int) -> g.Graph:
@@ -134,3 +134,61 @@ def test_step_accepts_float64_and_non_contiguous_input():
     np.testing.assert_array_equal(got, want)
     assert isinstance(state, NetworkState)
     assert net.parameter_bytes == 4 * (16 * 12 + 16 + 4 * 16)
+
+
+def small_conv(seed: int) -> g.Graph:
+    rng = np.random.default_rng(seed)
+    return g.Graph.chain(
+        [
+            ("in", g.Input((2, 6, 6))),
+            ("conv", g.Conv2d(rng.normal(0, 0.8, (3, 2, 3, 3)), rng.normal(0, 0.1, 3), padding=1)),
+            ("lif", g.LIF(0.9, 1.0)),
+            ("out", g.Output((3, 6, 6))),
+        ]
+    )
+
+
+@pytest.mark.parametrize("spatial", [False, True])
+def test_step_into_equals_step_and_reuses_out(spatial):
+    net = Network(small_conv(15) if spatial else small_mlp(15))
+    rng = np.random.default_rng(16)
+    xs = (rng.random((30, 3, *net.input_shape)) < 0.3).astype(np.float32)
+    want, want_state = net.run(xs, net.init_state(3))
+    state = net.init_state(3)
+    out = np.full((3, *net.output_shape), np.nan, np.float32)
+    got = []
+    for x in xs:
+        assert net.step_into(x, out, state) is out
+        got.append(out.copy())
+    np.testing.assert_array_equal(np.stack(got), want)
+    for a, b in zip(state, want_state, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_step_into_refuses_what_it_would_have_to_convert():
+    net = Network(small_mlp(17))
+    state = net.init_state(2)
+    x, out = np.zeros((2, 12), np.float32), np.zeros((2, 4), np.float32)
+    before = snapshot(state)
+    bad = [
+        (x.astype(np.float64), out, r"x is ndarray float64 \(2, 12\)"),
+        (np.zeros((2, 24), np.float32)[:, ::2], out, "x is ndarray float32"),
+        (np.zeros((3, 12), np.float32), out, r"shape \(2, 12\)"),
+        (x, np.zeros((2, 5), np.float32), r"out is ndarray float32 \(2, 5\)"),
+        (x, np.zeros((2, 4), np.int32), "out is ndarray int32"),
+        ([[0.0] * 12] * 2, out, "x is list"),
+    ]
+    for xb, ob, message in bad:
+        with pytest.raises(ValueError, match=message):
+            net.step_into(xb, ob, state)
+    readonly = out.copy()
+    readonly.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        net.step_into(x, readonly, state)
+    with pytest.raises(ValueError, match="does not belong to this network"):
+        net.step_into(x, out, Network(small_conv(17)).init_state(2))
+    fixed = Network(quantize_graph(small_mlp(17), 8), mode="fixed")
+    with pytest.raises(ValueError, match="float mode only"):
+        fixed.step_into(x, out, fixed.init_state(2))
+    for a, b in zip(state, before, strict=True):  # nothing ran
+        np.testing.assert_array_equal(a, b)
