@@ -200,3 +200,9 @@ def test_measure_reports_accuracy_false_alarms_and_rtf(data_root, capsys):
     alarms = [line["false_alarms"] for line in lines[1:4]]
     assert alarms == sorted(alarms, reverse=True)  # a higher threshold never adds alarms
     assert lines[4]["rtf_cpu"] > 0
+    assert measure(["--data", str(data_root), "--split", "val"]) == 0
+    val = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert "test_clips" not in val[0]
+    assert 400 < val[0]["val_clips"] < lines[0]["test_clips"] + 100
+    # the false-alarm stream holds the validation speakers' negatives only: a shorter stream
+    assert val[1]["stream_s"] < lines[1]["stream_s"]

@@ -1,8 +1,9 @@
 """Measure a keyword-spotting model as issue 6 asks (``python -m eventsp.train.lmu.kws_measure``).
 
-    python -m eventsp.train.lmu.kws_measure [--model PATH] [--data ../shared/data]
+    python -m eventsp.train.lmu.kws_measure [--model PATH] [--data ../shared/data] [--split val]
 
-Prints JSON lines:
+Prints JSON lines (``--split val``: accuracy and false alarms on the VALIDATION speakers only,
+for choosing between candidate models without looking at the test split):
 
 - 12-class accuracy of the whole-clip answer on the TEST speakers (never used for training or
   model selection) and the runtime's effective synaptic operations per second of audio;
@@ -31,6 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eventsp.train.lmu.kws_measure")
     parser.add_argument("--model", type=Path, default=None, help="default: the bundled model")
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--split", choices=("test", "val"), default="test")
     args = parser.parse_args(argv)
     spotter = KeywordSpotter(args.model)
     rate = spotter.sample_rate
@@ -41,12 +43,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for index, label in enumerate(KWS_LABELS):
         for path in sorted((root / label).glob("*.flac")):
             split = speaker_split(speaker_of(path))
-            if split == "train":
+            if split == "train" or (args.split == "val" and split != "val"):
                 continue
             signal, _ = read_audio(path, rate)
             if label in ("_unknown_", "_silence_"):
                 negatives.append(signal)
-            if split != "test":
+            if split != args.split:
                 continue
             result = spotter.classify(signal)
             correct += KWS_LABELS.index(result.label) == index
@@ -55,7 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             seconds += len(signal) / rate
     print(
         json.dumps(
-            {"test_clips": total, "accuracy": correct / total, "synops_per_s": synops / seconds}
+            {
+                f"{args.split}_clips": total,
+                "accuracy": correct / total,
+                "synops_per_s": synops / seconds,
+                "clip_decision": spotter.clip_decision,
+                "frame_stack": spotter.stack,
+            }
         )
     )
     stream = np.concatenate(negatives)
