@@ -209,35 +209,32 @@ def _encode_counts(events, config):
     return flags, out
 
 
-@jit([types.Tuple((_I64, _I64, _FRAMES, _I64_1D))(_EV, _I64_1D, _I64_1D, _FRAMES, _B)])  # type: ignore[list-item]
+@jit([types.Tuple((_I64, _I64, _FRAMES))(_EV, _I64_1D, _I64_1D, _FRAMES, _B)])  # type: ignore[list-item]
 def _push_counts(events, counters, config, previous, apply_order):
     """One packet of a stream of count (or binary) frames.
 
     ``counters``: the stream's scalars (``COUNTERS`` layout); ``previous``: the partial frames
     of its open windows, ``NEXT_WINDOW`` onwards. Adds the packet's events to them and to new
-    windows; returns ``(flags, n_out, frames, new_counters)``: ``frames[:n_out]`` are the
-    frames of the windows the packet completed, ``frames[n_out:]`` those of the windows still
-    open (one new array: one array to hand back to Python instead of two, ~0.5 µs), and
-    ``new_counters`` the stream's new scalars. The arguments are never modified.
+    windows; returns ``(flags, n_out, frames)``: ``frames[:n_out]`` are the frames of the
+    windows the packet completed, ``frames[n_out:]`` those of the windows still open (one new
+    array: one array to hand back to Python instead of two, ~0.5 µs less). ``counters`` is
+    updated in place, and only when the flags are 0: a packet that fails its checks leaves it
+    as it was, so the driver can redo the packet on the general path. ``previous`` is never
+    modified.
 
     ``apply_order``: the packet has not been through the time-order policy yet; the kernel
     applies it to a packet that is in order as a whole (non-empty, ending after it starts, at
     or after the watermark) and returns only ``NOT_IN_ORDER`` for any other, counting nothing.
     Otherwise (a sorted, non-empty packet) the order counters are left as they are. The
-    results mean nothing unless the flags are 0.
+    frames mean nothing unless the flags are 0.
     """
     n = events.shape[0]
     C, H, W = config[CHANNELS], config[HEIGHT], config[WIDTH]
-    new = counters.copy()
     if n == 0 or (
         apply_order and (events[0].t < counters[WATERMARK] or events[n - 1].t < events[0].t)
     ):
-        return np.int64(NOT_IN_ORDER), np.int64(0), np.empty((0, C, H, W), np.float32), new
+        return np.int64(NOT_IN_ORDER), np.int64(0), np.empty((0, C, H, W), np.float32)
     t_first, t_last = events[0].t, events[n - 1].t
-    if apply_order:
-        new[WATERMARK] = t_last
-        new[SEEN] += n
-        new[PASSED] += n
     by_time = config[BY_TIME] != 0
     length, stride = config[LENGTH], config[STRIDE]
     pos0 = counters[N_EVENTS]  # stream index of events[0]
@@ -256,9 +253,14 @@ def _push_counts(events, counters, config, previous, apply_order):
     binary = config[BINARY] != 0
     flags = _count_frames(events, pos0, by_time, origin, length, stride, first, previous, out,
                           still_open, binary)  # fmt: skip
-    new[ORIGIN] = origin
-    new[STARTED] = 1
-    new[NEXT_WINDOW] = stop
-    new[N_EVENTS] = n_events
-    new[T_LAST] = t_last
-    return flags, stop - first, frames, new
+    if flags == 0:
+        if apply_order:
+            counters[WATERMARK] = t_last
+            counters[SEEN] += n
+            counters[PASSED] += n
+        counters[ORIGIN] = origin
+        counters[STARTED] = 1
+        counters[NEXT_WINDOW] = stop
+        counters[N_EVENTS] = n_events
+        counters[T_LAST] = t_last
+    return flags, stop - first, frames

@@ -23,9 +23,13 @@ as a whole, counts it and checks every event on the way; only when that check fa
 inside the packet or across packets, a bad coordinate or polarity) does the packet take the
 general path (validate, sort, drop late events, count again).
 
-Ownership: :meth:`FrameEncoder.push` and :meth:`FrameEncoder.flush` never modify the state
-they are given nor the caller's events, and keep no view of them; the frames they return are
-new arrays that belong to the caller.
+Ownership: :meth:`FrameEncoder.push` updates the stream's scalars (``state.counters``, a
+9-element array) in place, like the runtime's ``step`` (it saves allocating and handing back
+an array per packet); every other array of a state is replaced, never modified. So continue
+with the state that ``push`` returns, and keep an old state only as a copy
+(:meth:`EncoderState.copy`). Encoders never modify the caller's events nor keep a view of
+them; the frames they return belong to the caller (the frames of one call may be views of
+one new array).
 
 Windows (tonic's ``SliceByTime`` / ``SliceByEventCount``, exactly)
     By time: window ``k`` holds events with ``t0 + kS <= t < t0 + kS + L``, ``L`` =
@@ -111,8 +115,8 @@ _FLOAT32 = np.dtype(np.float32)
 
 
 class EncoderState(NamedTuple):
-    """Per-stream encoder state (replace it with the one each call returns; calls never
-    modify a state).
+    """Per-stream encoder state: continue with the one each call returns (``push`` updates
+    ``counters`` in place; see the module doc).
 
     counters: int64 ``(9,)``, the stream's scalars, laid out as
     :mod:`eventsp.events.count_kernels` says (the time-order policy's watermark and counts, the
@@ -130,6 +134,15 @@ class EncoderState(NamedTuple):
     filters: tuple[np.ndarray, ...]
     buffer: np.ndarray
     memory: np.ndarray
+
+    def copy(self) -> EncoderState:
+        """A copy that later calls on this state leave unchanged."""
+        return EncoderState(
+            self.counters.copy(),
+            tuple(f.copy() for f in self.filters),
+            self.buffer.copy(),
+            self.memory.copy(),
+        )
 
     @property
     def order(self) -> OrderState:
@@ -294,14 +307,14 @@ class FrameEncoder:
             # on the way; anything wrong (unsorted, late, invalid, not a C-contiguous array of
             # the event dtype: a TypeError from the dispatcher) is redone below.
             try:
-                flags, n_out, frames, counters = _push_counts(
+                flags, n_out, frames = _push_counts(
                     events, state.counters, self._config, state.memory, True
                 )
             except TypeError:
                 flags = NOT_IN_ORDER
-            if not flags:
+            if not flags:  # state.counters was updated in place
                 return frames[:n_out], _new(
-                    EncoderState, (counters, state.filters, state.buffer, frames[n_out:])
+                    EncoderState, (state.counters, state.filters, state.buffer, frames[n_out:])
                 )
         events, unsorted, t_first, t_last = self._scanned(events)
         counters = state.counters.copy()
@@ -332,9 +345,7 @@ class FrameEncoder:
             return self._frames(0), state
         if self._accumulates:
             events = np.ascontiguousarray(events)
-            flags, n_out, frames, counters = _push_counts(
-                events, counters, self._config, state.memory, False
-            )
+            flags, n_out, frames = _push_counts(events, counters, self._config, state.memory, False)
             self._check_filtered(int(flags))
             return frames[:n_out], _new(
                 EncoderState, (counters, filter_states, state.buffer, frames[n_out:])
