@@ -177,7 +177,8 @@ def test_tiny_training_run_exports_a_working_keyword_model(data_root, tmp_path):
     )
     # without --test the test split is not evaluated at all
     again = tmp_path / "again"
-    assert main([*common, "--run-dir", str(again), "--no-v1-subset"]) == 0
+    assert main([*common, "--run-dir", str(again), "--no-v1-subset", "--no-input-to-hidden"]) == 0
+    assert "input_to_hidden" not in KeywordSpotter(again / "kws_lmu.esp").network.graph.nodes
     summary = json.loads((again / "summary.json").read_text())
     assert "test_spiking_unseen_speakers" not in summary
     assert summary["clips_v1_subset"] == 0

@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--frames", type=int, default=1, help="supervise the last K steps")
     p.add_argument("--stack", type=int, default=1, help="log-mel frames per network step")
+    p.add_argument(
+        "--no-input-to-hidden", action="store_true", help="the hidden layer reads the memory only"
+    )
     p.add_argument("--synth-dir", type=Path, default=None, help="espeak-ng clips (kws_synth)")
     p.add_argument("--synth-per-epoch", type=int, default=0, help="0: every synthetic clip")
     p.add_argument("--no-v1-subset", action="store_true", help="leave out the v0.01 clips")
@@ -237,6 +240,7 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
         hidden=args.hidden,
         classes=len(KWS_LABELS),
         steps=frames,
+        input_to_hidden=not args.no_input_to_hidden,
         readout="last",
     )
     if args.frames > frames:
