@@ -17,7 +17,6 @@ loops; an unsigned index cannot be negative. Mixing ``uint64`` and ``int64`` in 
 from __future__ import annotations
 
 import numpy as np
-from numba.cpython.unsafe.numbers import trailing_zeros
 
 from eventsp._jit import jit
 from eventsp.kernels.layout import (
@@ -44,7 +43,7 @@ from eventsp.kernels.layout import (
     H,
     W,
 )
-from eventsp.kernels.simd import nonzero_mask64
+from eventsp.kernels.simd import append_set_bits, nonzero_mask64, popcount64, unequal_mask64
 
 # LIF membranes below this magnitude are flushed to zero (as in neurons.lif_step).
 TINY = np.float32(1e-30)
@@ -53,6 +52,7 @@ BATCH_SIGNATURE = (
     "void(int64[::1], float32[::1], float32[:, ::1], float32[:, ::1], float64[:, :, ::1], int64)"
 )
 U64 = np.uint64
+ONE = np.float32(1.0)
 
 
 @jit("int64(float32[::1], int32[::1], uint64, uint64, uint64)", inline="always", nrt=False)
@@ -64,12 +64,10 @@ def _list_row(acts, ai, start, n, dst):
     i0 = U64(0)
     while i0 + U64(64) <= n:
         mask = nonzero_mask64(acts, start + i0)
-        while mask != 0:
-            i = i0 + trailing_zeros(mask)
-            ai[dst + nnz] = np.int32(i)
-            nnz += U64(1)
-            non_binary |= acts[start + i] != 1.0
-            mask &= mask - U64(1)
+        if mask != 0:
+            if not non_binary:
+                non_binary = (mask & unequal_mask64(acts, start + i0, ONE)) != 0
+            nnz = append_set_bits(ai, dst + nnz, i0, mask) - dst
         i0 += U64(64)
     for i in range(i0, n):
         v = acts[start + i]
@@ -157,15 +155,12 @@ def dense_batch(row, params, acts, values, counters, k):
 def _list_block(y, ai, y0, i0, i1, dst, m):
     """Append the indices ``i`` in ``[i0, i1)`` where ``y[y0 + i] != 0`` at ``ai[dst + m:]``
     (only counted when ``dst < 0``); returns the new count ``m``. A full block of 64 goes
-    through a bit mask (:func:`~eventsp.kernels.simd.nonzero_mask64`), one step per spike."""
+    through a bit mask (:mod:`eventsp.kernels.simd`)."""
     if i1 - i0 == U64(64):
         mask = nonzero_mask64(y, y0 + i0)
-        while mask != 0:
-            if dst >= 0:
-                ai[U64(dst + m)] = np.int32(i0 + trailing_zeros(mask))
-            m += 1
-            mask &= mask - U64(1)
-        return m
+        if dst >= 0:
+            return np.int64(append_set_bits(ai, U64(dst + m), i0, mask)) - dst
+        return m + np.int64(popcount64(mask))
     for i in range(i0, i1):
         if y[y0 + i] != 0.0:
             if dst >= 0:

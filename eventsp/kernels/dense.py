@@ -13,7 +13,6 @@ index order.
 from __future__ import annotations
 
 import numpy as np
-from numba.cpython.unsafe.numbers import trailing_zeros
 
 from eventsp._jit import jit
 from eventsp.kernels.layout import (
@@ -33,7 +32,7 @@ from eventsp.kernels.layout import (
     SH,
     H,
 )
-from eventsp.kernels.simd import nonzero_mask64
+from eventsp.kernels.simd import append_set_bits, nonzero_mask64, unequal_mask64
 
 OP_SIGNATURE = "void(int64[::1], float32[::1], float32[::1], float32[::1], float64[::1], int64)"
 
@@ -50,22 +49,20 @@ def list_active(x, idx):
     """Write the indices of the nonzero ``x`` to ``idx``; return their count, negated if any
     nonzero value is not exactly 1 (so ``n < 0`` means "not spikes", ``abs(n)`` the count).
 
-    64 inputs at a time: a bit mask of the nonzero ones (vectorised), then one step per set
-    bit, in increasing index order."""
+    64 inputs at a time: a bit mask of the nonzero ones (vectorised), then the positions of
+    its set bits (:mod:`eventsp.kernels.simd`), in increasing index order."""
     n = x.shape[0]
-    nnz = 0
+    listed = np.uint64(0)
     non_binary = False
     i0 = 0
     while i0 + 64 <= n:
-        run = x[i0 : i0 + 64]
-        mask = nonzero_mask(run)
-        while mask != 0:
-            i = i0 + trailing_zeros(mask)
-            idx[nnz] = i
-            nnz += 1
-            non_binary |= x[i] != 1.0
-            mask &= mask - np.uint64(1)
+        mask = nonzero_mask64(x, i0)
+        if mask != 0:
+            if not non_binary:
+                non_binary = (mask & unequal_mask64(x, i0, np.float32(1.0))) != 0
+            listed = append_set_bits(idx, listed, np.uint64(i0), mask)
         i0 += 64
+    nnz = np.int64(listed)
     for i in range(i0, n):
         v = x[i]
         if v != 0.0:

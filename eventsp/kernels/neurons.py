@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from eventsp._jit import jit
-from eventsp.kernels.dense import OP_SIGNATURE, nonzero_mask, trailing_zeros
+from eventsp.kernels.dense import OP_SIGNATURE, nonzero_mask
 from eventsp.kernels.layout import (
     DENSE_OPS,
     IN,
@@ -32,6 +32,7 @@ from eventsp.kernels.layout import (
     TOTAL,
     C,
 )
+from eventsp.kernels.simd import append_set_bits
 
 # LIF membranes below this magnitude are flushed to zero (see lif_step).
 TINY = np.float32(1e-30)
@@ -44,7 +45,7 @@ def spike_list(y, acts, list_off):
     The next Dense, Conv2d or pooling layer reads the list instead of scanning ``y``.
 
     The list is built 64 neurons at a time from a bit mask (:func:`nonzero_mask`, a
-    vectorised pass), then one step per set bit, so a silent stretch costs almost nothing.
+    vectorised pass), then the positions of its set bits (:mod:`eventsp.kernels.simd`).
     """
     n = y.shape[0]
     if list_off < 0:
@@ -53,15 +54,15 @@ def spike_list(y, acts, list_off):
             total += y[i] != 0.0
         return total
     lst = acts[list_off : list_off + 1 + n].view(np.int32)
-    m = 0
+    body = lst[1:]
+    listed = np.uint64(0)
     i0 = 0
     while i0 + 64 <= n:
         mask = nonzero_mask(y[i0 : i0 + 64])
-        while mask != 0:
-            lst[1 + m] = i0 + trailing_zeros(mask)
-            m += 1
-            mask &= mask - np.uint64(1)
+        if mask != 0:  # as the batch kernels do: a silent run writes nothing
+            listed = append_set_bits(body, listed, np.uint64(i0), mask)
         i0 += 64
+    m = np.int64(listed)
     for i in range(i0, n):
         if y[i] != 0.0:
             lst[1 + m] = i

@@ -60,7 +60,7 @@ from eventsp.kernels.neurons import (
 )
 
 # sha256 over batch.py, dense.py, conv.py, layout.py, neurons.py, simd.py (see the docstring).
-KERNEL_SOURCES_SHA256 = "f06527609c348b58980cfaaf1d05e51a00a0d8b6ebf695ac08b3b4a0265df16f"
+KERNEL_SOURCES_SHA256 = "3050afe208d2ca3d57c3715f13d46f0655bc0ce5e25223cc2ad756d0298153ed"
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
 OP_CALL_SIGNATURE = (

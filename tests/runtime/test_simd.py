@@ -1,34 +1,61 @@
-"""``nonzero_mask64`` against the plain loop it replaces, on every kind of float32 value."""
+"""The building blocks of ``eventsp.kernels.simd`` against the plain loops they replace."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from eventsp._jit import jit
-from eventsp.kernels.simd import nonzero_mask64
+from eventsp.kernels.simd import append_set_bits, nonzero_mask64, popcount64, unequal_mask64
 
 
-@jit("uint64[::1](float32[::1])", cache=False)
-def masks(a):
-    out = np.empty(a.shape[0] - 63, np.uint64)
-    for start in range(out.shape[0]):
-        out[start] = nonzero_mask64(a, start)
+@jit("uint64[:, ::1](float32[::1], float32)", cache=False)
+def masks(a, value):
+    out = np.empty((2, a.shape[0] - 63), np.uint64)
+    for start in range(out.shape[1]):
+        out[0, start] = nonzero_mask64(a, start)
+        out[1, start] = unequal_mask64(a, start, value)
     return out
 
 
-def reference(a: np.ndarray, start: int) -> int:
-    return sum(1 << j for j in range(64) if a[start + j] != 0.0)
+def reference(a: np.ndarray, start: int, value: float = 0.0) -> int:
+    return sum(1 << j for j in range(64) if a[start + j] != np.float32(value))
 
 
-def test_nonzero_mask64_matches_the_loop_at_every_offset(rng):
+def test_masks_match_the_loop_at_every_offset(rng):
     a = np.where(rng.random(400) < 0.3, rng.normal(size=400), 0.0).astype(np.float32)
     a[[3, 70, 130]] = [np.nan, -0.0, np.inf]  # NaN counts as nonzero, -0.0 as zero
+    a[[10, 11, 90]] = 1.0
     a[200:264] = 1.0  # a full run
     a[300:364] = 0.0  # an empty run
-    got = masks(a)
-    assert [int(m) for m in got] == [reference(a, s) for s in range(a.size - 63)]
-    assert int(got[200]) == 2**64 - 1
-    assert int(got[300]) == 0
-    assert int(got[3]) & 1 == 1  # NaN
-    assert int(got[70 - 63]) >> 63 == 0  # -0.0
-    assert int(got[130 - 63]) >> 63 == 1  # inf
+    got = masks(a, np.float32(1.0))
+    starts = range(a.size - 63)
+    assert [int(m) for m in got[0]] == [reference(a, s) for s in starts]
+    assert [int(m) for m in got[1]] == [reference(a, s, 1.0) for s in starts]
+    assert int(got[0, 200]) == 2**64 - 1
+    assert int(got[1, 200]) == 0
+    assert int(got[0, 300]) == 0
+    assert int(got[1, 300]) == 2**64 - 1
+    assert int(got[0, 3]) & 1 == 1  # NaN
+    assert int(got[1, 3]) & 1 == 1
+    assert int(got[0, 70 - 63]) >> 63 == 0  # -0.0
+    assert int(got[0, 130 - 63]) >> 63 == 1  # inf
+
+
+@jit("int64(uint64, int32[::1], uint64, uint64)", cache=False)
+def append(mask, idx, pos, i0):
+    return np.int64(append_set_bits(idx, pos, i0, mask)) * 100 + np.int64(popcount64(mask))
+
+
+@pytest.mark.parametrize("bits", [0, 1, 5, 8, 9, 30, 64])
+def test_append_set_bits_lists_positions_in_order(rng, bits):
+    positions = np.sort(rng.choice(64, bits, replace=False))
+    mask = sum(1 << int(p) for p in positions)
+    idx = np.full(80, -7, np.int32)
+    pos, i0 = 3, 128
+    result = append(np.uint64(mask), idx, np.uint64(pos), np.uint64(i0))
+    assert result == (pos + bits) * 100 + bits
+    np.testing.assert_array_equal(idx[pos : pos + bits], i0 + positions)
+    assert (idx[:pos] == -7).all()  # nothing before pos
+    written = max(bits, 8)
+    assert (idx[pos + written :] == -7).all()  # at most eight entries past the count
