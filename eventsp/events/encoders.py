@@ -152,6 +152,7 @@ class EncoderState(NamedTuple):
 
 
 _NO_WATERMARK = int(init_order().watermark_us)
+_NO_MEMORY = np.zeros((0, 0, 0))  # read only: the memory of voxel grids and buffered counts
 #: ``_new(EncoderState, (counters, filters, buffer, memory))`` builds a state in half the time
 #: of ``EncoderState(...)`` (about 0.3 µs less per packet).
 _new = tuple.__new__
@@ -290,7 +291,7 @@ class FrameEncoder:
         elif self._accumulates:
             memory = self._frames(0)
         else:
-            memory = np.zeros((0, 0, 0))
+            memory = _NO_MEMORY
         counters = np.zeros(N_COUNTERS, dtype=np.int64)
         counters[WATERMARK] = _NO_WATERMARK
         return EncoderState(
@@ -399,7 +400,10 @@ class FrameEncoder:
             return _encode_counts(events, self._config)[1]
         origin = t_first if self.time_window_us is not None else 0
         stop = self._n_windows(t_last - t_first, n)
-        memory = self.init_state().memory
+        if self.representation == "timesurface":
+            memory = np.full(self.frame_shape, -np.inf)  # the state's memory of a new stream
+        else:
+            memory = _NO_MEMORY
         return windows(self, events, origin, 0, stop, memory, keep=False)[0]
 
     def _scanned(self, events: np.ndarray) -> tuple[np.ndarray, bool, int, int]:
