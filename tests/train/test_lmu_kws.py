@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from eventsp.apps.kws import KeywordSpotter
+from eventsp.runtime import Network
+from eventsp.train.lmu.export import export_model
 from eventsp.train.lmu.kws import KWS_LABELS, augment, main, speaker_of, speaker_split
 from eventsp.train.lmu.kws_data import load_v1_subset, mix_clips, spec_augment, stack_frames
 from eventsp.train.lmu.model import HybridLMU, LMUConfig
@@ -73,6 +75,31 @@ def test_forward_frames_spiking_is_the_sequential_quantizer_from_a_random_residu
     counts, _ = quantize_sequential(a, 2.0, v0.clone(), dim=1)
     torch.testing.assert_close(logits, model.output(counts / 2.0), rtol=0, atol=1e-12)
     assert counts.abs().sum() > 0
+
+
+@pytest.mark.parametrize("dt", [1.0, None])
+def test_second_layer_trains_simulates_and_exports_the_same_network(dt, rng, tmp_path):
+    config = LMUConfig(input_size=6, memory_d=2, order=5, theta=24.0, hidden=9, classes=4)
+    torch.manual_seed(2)
+    model = HybridLMU(replace(config, steps=24, hidden2=7))
+    x = torch.from_numpy(rng.normal(size=(3, 24, 6)).astype(np.float32) * 2)
+    logits, counts = model.simulate(x, dt, all_frames=True)
+    assert counts.shape == (3, 24, 9 + 7)
+    if dt is None:  # the training forms are the simulation without the quantizers
+        torch.testing.assert_close(model.forward_frames(x, None, 24), logits, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(model(x, None), logits[:, -1], rtol=1e-4, atol=1e-5)
+    else:
+        assert model.forward_frames(x, dt, 5, generator=torch.Generator()).shape == (3, 5, 4)
+    net = Network.from_file(export_model(tmp_path / "two.esp", model, dt, {"labels": list("abcd")}))
+    assert {"hidden2", "relu2"} <= set(net.graph.nodes)
+    assert ("spikes2" in net.graph.nodes) == (dt is not None)
+    outs, state = net.run(np.ascontiguousarray(x.numpy().transpose(1, 0, 2)), net.init_state(3))
+    np.testing.assert_allclose(outs[-1], logits[:, -1].numpy(), rtol=1e-4, atol=1e-5)
+    if dt is not None:
+        spikes = [sum(c["spikes"].values()) for c in net.counters(state)]
+        np.testing.assert_array_equal(spikes, counts.abs().sum((1, 2)).numpy())
+    with pytest.raises(ValueError, match="hidden2 is -1"):
+        replace(config, hidden2=-1)
 
 
 def test_stack_frames_puts_consecutive_frames_side_by_side():

@@ -6,6 +6,9 @@ The graph runs the network of ``eventsp.train.lmu.model`` one frame at a time::
     input (F,) -> input_to_hidden Dense (H,)          [only with input_to_hidden]
     Add -> ReLU -> MultiSpike(dt) -> output Dense (classes,) -> Readout(last|mean) -> Output
 
+With ``hidden2 > 0`` a second layer ``hidden2 Dense -> ReLU -> MultiSpike(dt)`` sits between
+the first ``MultiSpike`` and the output Dense.
+
 ``MultiSpike`` is the diffused-error quantizer (``n = floor(v)``, ``out = n / dt``); with
 ``dt=None`` it is left out (the non-spiking network). A model trained on standardised
 features ``(x - mean) / std`` is exported for raw features by folding the standardisation
@@ -106,6 +109,16 @@ def to_graph(
         nodes["spikes"] = MultiSpike(dt=dt)
         edges.append((last, "spikes"))
         last = "spikes"
+    if model.hidden_to_hidden is not None:
+        layer = model.hidden_to_hidden
+        nodes["hidden2"] = Dense(weight=_np(layer.weight), bias=_np(layer.bias))
+        nodes["relu2"] = ReLU()
+        edges += [(last, "hidden2"), ("hidden2", "relu2")]
+        last = "relu2"
+        if dt is not None:
+            nodes["spikes2"] = MultiSpike(dt=dt)
+            edges.append((last, "spikes2"))
+            last = "spikes2"
     nodes["output"] = Dense(weight=_np(model.output.weight), bias=_np(model.output.bias))
     nodes["readout"] = Readout(mode=c.readout)
     nodes["logits"] = Output(shape=(c.classes,))
@@ -134,6 +147,7 @@ def export_model(
         "hidden": c.hidden,
         "classes": c.classes,
         "input_to_hidden": c.input_to_hidden,
+        "hidden2": c.hidden2,
         "readout": c.readout,
         "dt": dt,
     }

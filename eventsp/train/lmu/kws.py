@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-d", type=int, default=4)
     p.add_argument("--order", type=int, default=24)
     p.add_argument("--hidden", type=int, default=96)
+    p.add_argument("--hidden2", type=int, default=0, help="a second quantized layer (0: none)")
     p.add_argument("--dt-start", type=float, default=1000.0)
     p.add_argument("--dt-end", type=float, default=1.0)
     p.add_argument("--anneal-until", type=float, default=0.7)
@@ -241,6 +242,7 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
         classes=len(KWS_LABELS),
         steps=frames,
         input_to_hidden=not args.no_input_to_hidden,
+        hidden2=args.hidden2,
         readout="last",
     )
     if args.frames > frames:

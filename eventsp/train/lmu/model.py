@@ -6,6 +6,7 @@ Feed-forward LMU (KerasLMU with ``hidden_to_memory=False``, ``memory_to_memory=F
     m_t = A_d m_{t-1} + B_d u_t                  Legendre memory per channel, (D * order,)
     a_t = relu(W_m m_t + W_x x_t + b)            hidden activity, (H,)
     h_t = Q_dt(a)_t                              diffused-error quantizer (``quantizer``)
+    [h_t = Q_dt(relu(W_2 h_t + b_2))_t           optional second layer, ``hidden2 > 0``]
     y_t = W_o h_t + b_o                          logits per step; readout "last" or "mean"
 
 No nonlinearity feeds back in time, so the whole forward pass is parallel over time: the
@@ -53,6 +54,7 @@ class LMUConfig:
     classes: int = 10
     steps: int = 784
     input_to_hidden: bool = True
+    hidden2: int = 0  # > 0: a second quantized layer relu(W_2 h_t + b_2) before the classifier
     readout: Literal["last", "mean"] = "last"
 
     def __post_init__(self) -> None:
@@ -60,6 +62,8 @@ class LMUConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"LMUConfig.{name} is {value!r}; expected an int >= 1")
+        if not isinstance(self.hidden2, int) or self.hidden2 < 0:
+            raise ValueError(f"LMUConfig.hidden2 is {self.hidden2!r}; expected an int >= 0")
         if not self.theta > 0:
             raise ValueError(f"LMUConfig.theta is {self.theta!r}; expected > 0 (time steps)")
         if self.readout not in ("last", "mean"):
@@ -88,7 +92,8 @@ class HybridLMU(nn.Module):
         if not c.input_to_hidden:
             self.input_to_hidden.requires_grad_(False)
             nn.init.zeros_(self.input_to_hidden.weight)
-        self.output = nn.Linear(c.hidden, c.classes)
+        self.hidden_to_hidden = nn.Linear(c.hidden, c.hidden2) if c.hidden2 else None
+        self.output = nn.Linear(c.hidden2 or c.hidden, c.classes)
 
     def _check(self, x: torch.Tensor) -> None:
         c = self.config
@@ -143,11 +148,32 @@ class HybridLMU(nn.Module):
                 v0 = torch.rand(a.shape, generator=generator, dtype=torch.float64)
                 n = quantize_parallel(a[:, None], dt, v0, dim=1)[:, 0]
                 a = straight_through(a, n, dt)
+            if self.hidden_to_hidden is not None:
+                a = self._second(a[:, None], dt, generator, random_start=True)[:, 0]
             return self.output(a)
         a = torch.relu(self._hidden_input_all(x))
         if dt is not None:
             a = straight_through(a, quantize_parallel(a, dt, dim=1), dt)
+        if self.hidden_to_hidden is not None:
+            a = self._second(a, dt, generator, random_start=False)
         return self.output(a.mean(dim=1))
+
+    def _second(
+        self,
+        h: torch.Tensor,
+        dt: float | None,
+        generator: torch.Generator | None,
+        *,
+        random_start: bool,
+    ) -> torch.Tensor:
+        """The second quantized layer on ``h (batch, T, hidden)`` (``hidden2 > 0``)."""
+        a = torch.relu(self.hidden_to_hidden(h))
+        if dt is None:
+            return a
+        v0 = 0.0
+        if random_start:
+            v0 = torch.rand((a.shape[0], a.shape[2]), generator=generator, dtype=torch.float64)
+        return straight_through(a, quantize_parallel(a, dt, v0, dim=1), dt)
 
     def _memory_all(self, u: torch.Tensor) -> torch.Tensor:
         """Memories ``m_t`` ``(batch, T, memory_d * order)`` of ``u (batch, T, D)``.
@@ -185,6 +211,8 @@ class HybridLMU(nn.Module):
         if dt is not None:
             v0 = torch.rand((a.shape[0], a.shape[2]), generator=generator, dtype=torch.float64)
             a = straight_through(a, quantize_parallel(a, dt, v0, dim=1), dt)
+        if self.hidden_to_hidden is not None:
+            a = self._second(a, dt, generator, random_start=True)
         return self.output(a[:, T - frames :])
 
     @torch.no_grad()
@@ -196,8 +224,8 @@ class HybridLMU(nn.Module):
         The memory of the runtime's float32 ``A_d``/``B_d`` is evaluated in float64 (by FFT,
         ``chunk`` sequences at a time) and rounded to float32, like the runtime's float64
         sums; the layers and the quantizer then run step by step in float32.
-        ``counts`` ``(batch, T, hidden)`` are the quantizer's integer outputs ``n_t`` (the
-        activities themselves when ``dt`` is None). ``all_frames=True`` returns the logits of
+        ``counts`` ``(batch, T, hidden + hidden2)`` are the quantizers' integer outputs ``n_t``
+        (the activities themselves when ``dt`` is None). ``all_frames=True`` returns the logits of
         every step, ``(batch, T, classes)``, instead of the readout.
         """
         self._check(x)
@@ -218,6 +246,14 @@ class HybridLMU(nn.Module):
         else:
             counts, _ = quantize_sequential(a, dt, dim=1)
             h = counts / torch.tensor(dt, dtype=torch.float32)
+        if self.hidden_to_hidden is not None:
+            a2 = torch.relu(self.hidden_to_hidden(h))
+            if dt is None:
+                h, counts2 = a2, a2
+            else:
+                counts2, _ = quantize_sequential(a2, dt, dim=1)
+                h = counts2 / torch.tensor(dt, dtype=torch.float32)
+            counts = torch.cat([counts, counts2], dim=2)
         y = self.output(h)
         if all_frames:
             return y, counts
