@@ -85,30 +85,41 @@ def _check_range(events, lo, hi, H, W):
 @jit([types.int64(_EV, _I64, _I64, _F32_1D, _I64, _I64, _I64)])  # type: ignore[list-item]
 def _count_range(events, lo, hi, row, C, H, W):
     """Add events ``[lo, hi)`` to ``row``, a flat ``(C, H, W)`` frame; returns their
-    :func:`_check_range` flags, computed on the way.
+    :func:`_check_range` flags, computed on the way (``POLARITY`` only when ``C == 1``: with
+    two channels every polarity is valid).
 
     Branch-free: coordinates are clamped into the frame (an event off the sensor is counted at
     the border, never out of bounds; its flag makes the caller discard the frames) and the checks
     are reductions (the smallest time step, the largest coordinates). Index arithmetic is
-    32-bit (a frame has fewer than 2**32 cells: H, W <= 32767, C <= 2): ~10 % faster than
-    64-bit in this loop.
+    32-bit (a frame has fewer than 2**32 cells: H, W <= 32767, C <= 2), and each channel count
+    has its own loop with only the work it needs: about 20 % faster than one 64-bit loop
+    masking the channel (2.2 -> 1.85 ns per event on N-MNIST, hot).
     """
-    mask = np.uint32(1) if C == 2 else np.uint32(0)  # channel: p, or 0 for one polarity
     h, w = np.uint32(H), np.uint32(W)
     y_top, x_top = h - np.uint32(1), w - np.uint32(1)
     x_max, y_max, on = np.uint32(0), np.uint32(0), np.uint32(0)
     step_min = np.int64(0)
     previous = events[max(lo - 1, 0)].t if hi > lo else np.int64(0)
     part = events[lo:hi]  # indices from 0 (a range from lo costs a sign check per access)
-    for i in range(part.shape[0]):
-        t = part[i].t
-        step_min = min(step_min, t - previous)
-        previous = t
-        x = np.uint32(np.uint16(part[i].x))  # negative coordinates become >= 32768
-        y = np.uint32(np.uint16(part[i].y))
-        p = np.uint32(part[i].p)
-        x_max, y_max, on = max(x_max, x), max(y_max, y), on | p
-        row[np.uint64(((p & mask) * h + min(y, y_top)) * w + min(x, x_top))] += np.float32(1.0)
+    if C == 2:  # channel p
+        for i in range(part.shape[0]):
+            t = part[i].t
+            step_min = min(step_min, t - previous)
+            previous = t
+            x = np.uint32(np.uint16(part[i].x))  # negative coordinates become >= 32768
+            y = np.uint32(np.uint16(part[i].y))
+            p = np.uint32(part[i].p)
+            x_max, y_max = max(x_max, x), max(y_max, y)
+            row[np.uint64((p * h + min(y, y_top)) * w + min(x, x_top))] += np.float32(1.0)
+    else:  # one channel; an ON event breaks the contract
+        for i in range(part.shape[0]):
+            t = part[i].t
+            step_min = min(step_min, t - previous)
+            previous = t
+            x = np.uint32(np.uint16(part[i].x))
+            y = np.uint32(np.uint16(part[i].y))
+            x_max, y_max, on = max(x_max, x), max(y_max, y), on | np.uint32(part[i].p)
+            row[np.uint64(min(y, y_top) * w + min(x, x_top))] += np.float32(1.0)
     off_sensor = (x_max >= w) | (y_max >= h)
     return np.int64(step_min < 0) | (np.int64(off_sensor) << 1) | (np.int64(on) << 2)
 
