@@ -110,6 +110,33 @@ def dense_batch(row, params, acts, values, counters, k):
         nnz = U64(abs(listed))
         q = U64(0)
         if listed >= 0:  # spikes: a * w == w exactly for a == 1, so add the rows as they are
+            while q + U64(8) <= nnz:  # eight rows per pass over y: fewer loads and stores of y
+                r0 = w0 + U64(ai[idx0 + q]) * n_out
+                r1 = w0 + U64(ai[idx0 + q + U64(1)]) * n_out
+                r2 = w0 + U64(ai[idx0 + q + U64(2)]) * n_out
+                r3 = w0 + U64(ai[idx0 + q + U64(3)]) * n_out
+                r4 = w0 + U64(ai[idx0 + q + U64(4)]) * n_out
+                r5 = w0 + U64(ai[idx0 + q + U64(5)]) * n_out
+                r6 = w0 + U64(ai[idx0 + q + U64(6)]) * n_out
+                r7 = w0 + U64(ai[idx0 + q + U64(7)]) * n_out
+                for j in range(n_out):
+                    flat[y0 + j] = (
+                        (
+                            (
+                                (
+                                    (
+                                        ((flat[y0 + j] + params[r0 + j]) + params[r1 + j])
+                                        + params[r2 + j]
+                                    )
+                                    + params[r3 + j]
+                                )
+                                + params[r4 + j]
+                            )
+                            + params[r5 + j]
+                        )
+                        + params[r6 + j]
+                    ) + params[r7 + j]
+                q += U64(8)
             while q + U64(4) <= nnz:
                 r0 = w0 + U64(ai[idx0 + q]) * n_out
                 r1 = w0 + U64(ai[idx0 + q + U64(1)]) * n_out

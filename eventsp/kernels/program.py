@@ -60,7 +60,7 @@ from eventsp.kernels.neurons import (
 )
 
 # sha256 over batch.py, dense.py, conv.py, layout.py, neurons.py, simd.py (see the docstring).
-KERNEL_SOURCES_SHA256 = "3050afe208d2ca3d57c3715f13d46f0655bc0ce5e25223cc2ad756d0298153ed"
+KERNEL_SOURCES_SHA256 = "f344165107329ecf7a0a01e3b132e8ca5eaaf197ec786935c36c111e336e8508"
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
 OP_CALL_SIGNATURE = (
