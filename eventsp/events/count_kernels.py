@@ -90,21 +90,22 @@ def _count_range(events, lo, hi, row, C, H, W):
 
     Branch-free: coordinates are clamped into the frame (an event off the sensor is counted at
     the border, never out of bounds; its flag makes the caller discard the frames) and the checks
-    are reductions (the smallest time step, the largest coordinates). Index arithmetic is
-    32-bit (a frame has fewer than 2**32 cells: H, W <= 32767, C <= 2), and each channel count
-    has its own loop with only the work it needs: about 20 % faster than one 64-bit loop
-    masking the channel (2.2 -> 1.85 ns per event on N-MNIST, hot).
+    are reductions (an OR of the time steps, whose sign bit is set when one step is negative;
+    the largest coordinates). Index arithmetic is 32-bit (a frame has fewer than 2**32 cells:
+    H, W <= 32767, C <= 2), and each channel count has its own loop with only the work it
+    needs. Each of these cut the time per event (N-MNIST, hot: 2.2 ns for one 64-bit loop that
+    masked the channel and took the smallest step, 1.75 ns now).
     """
     h, w = np.uint32(H), np.uint32(W)
     y_top, x_top = h - np.uint32(1), w - np.uint32(1)
     x_max, y_max, on = np.uint32(0), np.uint32(0), np.uint32(0)
-    step_min = np.int64(0)
+    steps = np.int64(0)  # OR of the time steps: negative when one is
     previous = events[max(lo - 1, 0)].t if hi > lo else np.int64(0)
     part = events[lo:hi]  # indices from 0 (a range from lo costs a sign check per access)
     if C == 2:  # channel p
         for i in range(part.shape[0]):
             t = part[i].t
-            step_min = min(step_min, t - previous)
+            steps |= t - previous
             previous = t
             x = np.uint32(np.uint16(part[i].x))  # negative coordinates become >= 32768
             y = np.uint32(np.uint16(part[i].y))
@@ -114,14 +115,14 @@ def _count_range(events, lo, hi, row, C, H, W):
     else:  # one channel; an ON event breaks the contract
         for i in range(part.shape[0]):
             t = part[i].t
-            step_min = min(step_min, t - previous)
+            steps |= t - previous
             previous = t
             x = np.uint32(np.uint16(part[i].x))
             y = np.uint32(np.uint16(part[i].y))
             x_max, y_max, on = max(x_max, x), max(y_max, y), on | np.uint32(part[i].p)
             row[np.uint64(min(y, y_top) * w + min(x, x_top))] += np.float32(1.0)
     off_sensor = (x_max >= w) | (y_max >= h)
-    return np.int64(step_min < 0) | (np.int64(off_sensor) << 1) | (np.int64(on) << 2)
+    return np.int64(steps < 0) | (np.int64(off_sensor) << 1) | (np.int64(on) << 2)
 
 
 @jit([types.int64(_EV, _I64_1D, _I64_1D, _FRAMES, _FRAMES, _FRAMES, _B)])  # type: ignore[list-item]
