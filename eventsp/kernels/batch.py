@@ -185,6 +185,8 @@ def _list_block(y, ai, y0, i0, i1, dst, m):
     through a bit mask (:mod:`eventsp.kernels.simd`)."""
     if i1 - i0 == U64(64):
         mask = nonzero_mask64(y, y0 + i0)
+        if mask == 0:  # as neurons.spike_list: a silent run writes nothing
+            return m
         if dst >= 0:
             return np.int64(append_set_bits(ai, U64(dst + m), i0, mask)) - dst
         return m + np.int64(popcount64(mask))
@@ -206,9 +208,8 @@ def _spiking_batch(row, params, acts, values, counters, k, leaky):
     """IF or LIF (``leaky``) for every stream; inlined into :func:`lif_batch` and
     :func:`if_batch`, where ``leaky`` is a constant and its branch folds away.
 
-    Blocks of 64 neurons: the update notes whether any fired (a vectorised OR), and only a
-    block that fired is scanned for the spike list (``neurons.spike_list``'s list, in the
-    same order), so silent regions cost one pass."""
+    One vectorised pass updates a stream's neurons; a second lists its spikes from a bit mask
+    per 64 neurons (``neurons.spike_list``'s list, in the same order)."""
     flat = acts.reshape(-1)
     ai = flat.view(np.int32)
     mem = values.reshape(-1)
@@ -221,24 +222,21 @@ def _spiking_batch(row, params, acts, values, counters, k, leaky):
         y0 = base + U64(row[OUT])
         v0 = U64(bb) * U64(values.shape[1]) + U64(row[S0])
         dst = np.int64(base) + row[MODE] + 1 if row[MODE] >= 0 else -1
+        for i in range(n):
+            if leaky:
+                u = decay * mem[v0 + i] + flat[x0 + i]
+                fire = u >= th
+                mem[v0 + i] = np.float32(0.0) if (fire | (abs(u) < TINY)) else u
+            else:
+                u = mem[v0 + i] + flat[x0 + i]
+                fire = u >= th
+                mem[v0 + i] = u - th if fire else u
+            flat[y0 + i] = np.float32(1.0) if fire else np.float32(0.0)
         spikes = 0
         i0 = U64(0)
         while i0 < n:
             i1 = min(i0 + U64(64), n)
-            fired = False
-            for i in range(i0, i1):
-                if leaky:
-                    u = decay * mem[v0 + i] + flat[x0 + i]
-                    fire = u >= th
-                    mem[v0 + i] = np.float32(0.0) if (fire | (abs(u) < TINY)) else u
-                else:
-                    u = mem[v0 + i] + flat[x0 + i]
-                    fire = u >= th
-                    mem[v0 + i] = u - th if fire else u
-                flat[y0 + i] = np.float32(1.0) if fire else np.float32(0.0)
-                fired |= fire
-            if fired:
-                spikes = _list_block(flat, ai, y0, i0, i1, dst, spikes)
+            spikes = _list_block(flat, ai, y0, i0, i1, dst, spikes)
             i0 = i1
         if dst >= 0:
             ai[U64(dst - 1)] = np.int32(spikes)
