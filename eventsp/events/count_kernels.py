@@ -187,7 +187,10 @@ def _count_frames(
     for w in range(n_rows):
         low = (first + w) * stride  # window start, as a position
         if by_time:
-            start = _lower_bound(events, origin + low, start)
+            if w == 0 or stride != length:
+                start = _lower_bound(events, origin + low, start)
+            else:  # back-to-back windows: this one starts where the last one ended
+                start = ends[w - 1]
             starts[w] = start
             ends[w] = _lower_bound(events, origin + low + length, start)
         else:
