@@ -110,6 +110,7 @@ class Network:
         self._n_in, self._n_out = self.program.n_in, self.program.n_out
         self._flat_input = len(self.input_shape) == 1
         self._flat_output = len(self.output_shape) == 1
+        self._into_flat = self.fixed is None and self._flat_input and self._flat_output
         self.parameter_bytes = int(
             sum(
                 int(arr.nbytes)
@@ -203,14 +204,24 @@ class Network:
         (nothing is converted; use :meth:`step` for that). Float mode only. Results are the
         same bit for bit as :meth:`step`.
         """
-        if self.fixed is None:
-            try:
-                flat = x if self._flat_input else x.reshape(x.shape[0], self._n_in)
-                y = out if self._flat_output else out.reshape(out.shape[0], self._n_out)
-                if execute_step(self._code, self._params, flat, y, *state) == OK:
-                    return out
-            except (TypeError, AttributeError, ValueError, IndexError):
-                pass
+        try:  # every check in the kernel and the dispatcher: a wrong dtype is a TypeError
+            values, acts, steps, counters = state
+            if self._into_flat:
+                status = execute_step(
+                    self._code, self._params, x, out, values, acts, steps, counters
+                )
+            elif self.fixed is None and x.flags.c_contiguous and out.flags.c_contiguous:
+                flat_x = x.reshape(x.shape[0], self._n_in)  # views: both are contiguous
+                flat_out = out.reshape(out.shape[0], self._n_out)
+                status = execute_step(
+                    self._code, self._params, flat_x, flat_out, values, acts, steps, counters
+                )
+            else:
+                status = -1
+            if status == OK:
+                return out
+        except (TypeError, AttributeError, ValueError, IndexError):
+            pass
         raise self._into_error(x, out, state)
 
     def _into_error(self, x: Any, out: Any, state: NetworkState) -> ValueError:

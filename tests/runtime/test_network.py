@@ -192,3 +192,17 @@ def test_step_into_refuses_what_it_would_have_to_convert():
         fixed.step_into(x, out, fixed.init_state(2))
     for a, b in zip(state, before, strict=True):  # nothing ran
         np.testing.assert_array_equal(a, b)
+
+
+def test_step_into_refuses_non_contiguous_spatial_buffers():
+    net = Network(small_conv(18))
+    state = net.init_state(2)
+    x = np.zeros((2, 2, 6, 6), np.float32)
+    out = np.zeros((2, 3, 6, 6), np.float32)
+    wide = np.zeros((2, 3, 6, 12), np.float32)[..., ::2]  # reshaping it would copy
+    with pytest.raises(ValueError, match="out is ndarray float32"):
+        net.step_into(x, wide, state)
+    with pytest.raises(ValueError, match="x is ndarray float32"):
+        net.step_into(np.zeros((2, 2, 6, 12), np.float32)[..., ::2], out, state)
+    assert net.step_into(x, out, state) is out
+    assert state.steps.tolist() == [1, 1]
