@@ -27,7 +27,8 @@ from eventsp.events.count_kernels import (
 from eventsp.events.kernels import _time_surfaces, _voxel_grids
 
 if TYPE_CHECKING:
-    from eventsp.events.encoders import EncoderState, FrameEncoder
+    from eventsp.events.encoders import FrameEncoder
+    from eventsp.events.state import EncoderState
 
 __all__ = ["push_buffered", "windows"]
 
