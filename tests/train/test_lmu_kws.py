@@ -188,6 +188,7 @@ def test_tiny_training_run_exports_a_working_keyword_model(data_root, tmp_path):
     common += ["--memory-d", "2", "--order", "6", "--hidden", "8", "--threads", "1"]
     common += ["--frames", "5", "--mix-prob", "0.5", "--spec-augment"]
     first = ["--run-dir", str(run), "--test", "--clip-decision", "smoothed", "--stack", "2"]
+    first += ["--average-last", "2", "--hidden2", "5"]
     assert main([*common, *first]) == 0
     summary = json.loads((run / "summary.json").read_text())
     assert 0.0 <= summary["test_spiking_unseen_speakers"] <= 1.0

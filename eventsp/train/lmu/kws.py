@@ -159,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="whole-clip answer the app gives and selection uses (see eventsp.apps.kws)",
     )
     p.add_argument("--ann-every", type=int, default=0, help="log non-spiking val every N")
+    p.add_argument(
+        "--average-last",
+        type=int,
+        default=0,
+        help="also try the mean weights of the last N epochs (kept if validation says so)",
+    )
     p.add_argument("--init", type=Path, default=None, help="start from this checkpoint")
     p.add_argument("--test", action="store_true", help="evaluate the test split at the end")
     p.add_argument("--export", type=Path, default=None, help="also write the model here")
@@ -259,6 +265,8 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
     loss_fn = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
     generator = torch.Generator().manual_seed(args.seed)
     best, best_state = None, None
+    averaged: dict[str, torch.Tensor] | None = None
+    n_averaged = 0
     for epoch in range(args.epochs):
         tic = time.perf_counter()
         model.train()
@@ -304,6 +312,14 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
                 loop.save_checkpoint(
                     args.run_dir / "best.pt", model=model, epoch=epoch, best_metric=best
                 )
+        if final and args.average_last and epoch >= args.epochs - args.average_last:
+            weights = model.state_dict()
+            if averaged is None:
+                averaged = {k: v.detach().clone().double() for k, v in weights.items()}
+            else:
+                for k, v in weights.items():
+                    averaged[k] += v.double()
+            n_averaged += 1
         row = {
             "epoch": epoch + 1,
             "dt": dt_now,
@@ -322,9 +338,26 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
                 args.run_dir / "last.pt", model=model, optimizer=optimizer, epoch=epoch
             )
         print(json.dumps(row), flush=True)
+    dt = schedule(1.0)
+    if averaged is not None:
+        ref = model.state_dict()
+        model.load_state_dict({k: (v / n_averaged).to(ref[k].dtype) for k, v in averaged.items()})
+        mean_last, mean_smooth = _evaluate(model, x_val, val.labels, dt, args.smooth_frames)
+        mean_acc = mean_last if args.clip_decision == "last" else mean_smooth
+        print(
+            json.dumps(
+                {"averaged_epochs": n_averaged, "val_acc": mean_last, "val_acc_smooth": mean_smooth}
+            ),
+            flush=True,
+        )
+        if best is None or mean_acc > best:
+            best, best_state = mean_acc, {k: v.clone() for k, v in model.state_dict().items()}
+            if env.is_main:
+                loop.save_checkpoint(
+                    args.run_dir / "best.pt", model=model, epoch=args.epochs, best_metric=best
+                )
     if best_state is not None:
         model.load_state_dict(best_state)
-    dt = schedule(1.0)
     bits = BitsAccumulator()
     val_final, val_final_smooth = _evaluate(model, x_val, val.labels, dt, args.smooth_frames, bits)
     accuracy: dict[str, float] = {"val_spiking": val_final, "val_spiking_smooth": val_final_smooth}
