@@ -272,6 +272,11 @@ def copy_rows(src, s0, dst, d0, n, n_c, n_h, n_w):
         if n_c == 0:
             for j in range(U64(n)):
                 fd[z + j] = fs[a + j]
+        elif n_c == 2:  # (2, H, W) -> (H, W, 2), event cameras' polarities: vectorised
+            hw = U64(n_h * n_w)
+            for p in range(hw):
+                fd[z + U64(2) * p] = fs[a + p]
+                fd[z + U64(2) * p + U64(1)] = fs[a + hw + p]
         elif n_c > 0:  # (C, H, W) -> (H, W, C)
             c_n, hw = U64(n_c), U64(n_h * n_w)
             for c in range(c_n):

@@ -60,7 +60,7 @@ from eventsp.kernels.neurons import (
 )
 
 # sha256 over batch.py, dense.py, conv.py, layout.py, neurons.py, simd.py (see the docstring).
-KERNEL_SOURCES_SHA256 = "a5a564a45e6642920306ae8472b4e78100c487da5496021ed0118d17700fb854"
+KERNEL_SOURCES_SHA256 = "96cadfd43bd8bce1a8c679bbcf5af959161326f70709e272e7712db67a22b52e"
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
 OP_CALL_SIGNATURE = (
