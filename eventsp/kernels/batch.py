@@ -1,12 +1,14 @@
 """Batch-level kernels: one call runs an operation for every stream of a batch.
 
 The per-stream kernels (``dense.py``, ``neurons.py``, ``conv.py``) take one stream's slices of
-the state; calling one per stream and operation costs about 100 ns each (the call, and Numba's
-reference counting of every slice, atomic operations that its pruning pass leaves in). The
-kernels here take the whole ``(batch, n)`` buffers and index them in place, without slices,
-for the operations that dominate small networks and large batches: Input, Output, Flatten,
-Dense, IF and LIF. Each computes exactly what its per-stream twin computes, in the same
-order (the same bits); ``tests/runtime/test_batch_kernels.py`` checks that.
+the state; calling one per stream and operation cost about 100 ns each while the kernels were
+compiled with Numba's runtime (atomic reference counting of every slice), and the calls and
+their loops still cost more than one loop over the batch (``nrt=False`` now, see
+``eventsp/_jit.py``). The kernels here take the whole ``(batch, n)`` buffers and index them
+in place, without slices, for the operations that dominate small networks and large batches:
+Input, Output, Flatten, Dense, IF and LIF. Each computes exactly what its per-stream twin
+computes, in the same order (the same bits); ``tests/runtime/test_batch_kernels.py`` checks
+that.
 
 Indices are ``uint64`` on purpose: Numba must allow for negative indices (which count from
 the end) of a signed index into a 2-D array, and that check keeps LLVM from vectorising the

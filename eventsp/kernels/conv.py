@@ -134,8 +134,9 @@ def conv2d_step(row, params, acts, values, cnt, t):
                         break
                     if oy >= n_ho:
                         continue
-                    # Unsigned offsets into acts and params, no slices: a slice costs two
-                    # atomic reference-count updates, more than a short run of adds.
+                    # Unsigned offsets into acts and params, no slices (a slice cost two
+                    # atomic reference-count updates with Numba's runtime; unsigned offsets
+                    # also spare the negative-index checks).
                     tap = (ky * kw + kw - 1 - kx_hi) * n_o
                     yb = np.uint64(row[OUT] + (oy * n_wo + ix + pw - kx_hi) * n_o)
                     wb = np.uint64(w0 + c * kh * kw * n_o + tap)

@@ -60,7 +60,7 @@ from eventsp.kernels.neurons import (
 )
 
 # sha256 over batch.py, dense.py, conv.py, layout.py, neurons.py, simd.py (see the docstring).
-KERNEL_SOURCES_SHA256 = "96cadfd43bd8bce1a8c679bbcf5af959161326f70709e272e7712db67a22b52e"
+KERNEL_SOURCES_SHA256 = "de04019d5e48dbf7ed1599ab4da293bf65770d44d5ea5c2bb97619495034ab12"
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
 OP_CALL_SIGNATURE = (
