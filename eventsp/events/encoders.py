@@ -240,9 +240,8 @@ class FrameEncoder:
         sizes = [self.sensor_size]
         for f in self.filters:
             sizes.append(f.output_size(sizes[-1]))
-        W, H, P = self.output_size
         if self.representation == "timesurface":
-            memory = np.full((P, H, W), -np.inf)
+            memory = _fresh_surface_memory(self.output_size)
         elif self._accumulates:
             memory = self._frames(0)
         else:
@@ -355,7 +354,7 @@ class FrameEncoder:
         origin = t_first if self.time_window_us is not None else 0
         stop = self._n_windows(t_last - t_first, n)
         if self.representation == "timesurface":
-            memory = np.full(self.frame_shape, -np.inf)  # the state's memory of a new stream
+            memory = _fresh_surface_memory(self.output_size)
         else:
             memory = NO_MEMORY
         return windows(self, events, origin, 0, stop, memory, keep=False)[0]
@@ -394,6 +393,14 @@ class FrameEncoder:
     def _frames(self, n: int, empty: bool = False) -> np.ndarray:
         """``n`` frames of zeros (``empty``: uninitialised, for a kernel that fills them)."""
         return (np.empty if empty else np.zeros)((n, *self.frame_shape), _FLOAT32)
+
+
+def _fresh_surface_memory(size: SensorSize) -> np.ndarray:
+    """Time surfaces' state of a new stream: no event time yet (-inf), a surface of 0."""
+    W, H, P = size
+    memory = np.zeros((2, P, H, W))
+    memory[0] = -np.inf
+    return memory
 
 
 def encode_stream(

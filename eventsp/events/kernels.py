@@ -45,7 +45,7 @@ _EV = from_dtype(EVENT_DTYPE)[::1]
 _I64, _B, _F64 = types.int64, types.boolean, types.float64
 _I64_1D = types.Array(types.int64, 1, "C")
 _F64_1D = types.Array(types.float64, 1, "C")
-_F64_3D = types.Array(types.float64, 3, "C")
+_F64_4D = types.Array(types.float64, 4, "C")
 _FRAMES = types.Array(types.float32, 4, "C")
 #: Time-surface values below this are 0 (half the smallest float32 subnormal is 7e-46).
 _SURFACE_FLOOR = 1e-50
@@ -123,33 +123,35 @@ def _voxel_grids(events, starts, ends, scratch, out):
 
 @jit(
     [
-        types.void(_EV, _I64, _I64, _I64, _I64, _B, _F64, _F64_1D, _F64_3D, _FRAMES)  # type: ignore[list-item]
+        types.void(_EV, _I64, _I64, _I64, _I64, _B, _F64, _F64_1D, _F64_4D, _FRAMES)  # type: ignore[list-item]
     ]
 )
 def _time_surfaces(events, origin, first, stride, length, two_polarities, tau, table, memory, out):
     """Time surfaces of windows ``first, first + 1, ...`` (one per frame of ``out``, all
     written). Window ``k`` holds the time-sorted ``events`` with ``origin + kS <= t < origin +
-    kS + L``; its events' times go into ``memory``, then its surface, taken at its end ``t_e``,
-    into ``out``. ``memory`` holds ``-inf`` where no event came yet; it is updated in place
-    (stream state). ``table[d]`` is ``exp(-d / τ)`` for integer ages ``d`` (µs) it covers.
+    kS + L``; its events' times go into ``memory[0]``, then its surface, taken at its end
+    ``t_e``, into ``out``. ``memory`` (float64 ``(2, P, H, W)``, the stream's state, updated in
+    place) holds in ``[0]`` the latest time per pixel (``-inf`` where no event came yet) and in
+    ``[1]`` the surface at the end of window ``first - 1`` (all 0 before the first window).
+    ``table[d]`` is ``exp(-d / τ)`` for integer ages ``d`` (µs) it covers.
 
-    The first window's surface is one ``exp`` per pixel that ever saw an event; each later one
-    is the previous surface times ``exp(-(t_e - t_e') / τ)`` (``t_e'`` the previous window's
-    end), taken again only at the pixels the window's events touched, where the age is an
-    integer below ``L``, read from ``table``. A multiply per pixel instead of an ``exp`` (~10
-    ns): the product differs from the direct ``exp`` by a few float64 ulps per window, far
-    below the float32 output's resolution. Products below ``_SURFACE_FLOOR`` are set to 0:
-    every float32 they could round to is 0 too, and float64 subnormals would slow each multiply
-    by two orders of magnitude on a long quiet stream.
+    Each surface is the previous one times ``exp(-(t_e - t_e') / τ)`` (``t_e'`` the previous
+    window's end), taken again only at the pixels the window's events touched, where the age
+    is an integer below ``L``, read from ``table``. A multiply per pixel instead of an ``exp``
+    (~10 ns): the product differs from the direct ``exp`` by a few float64 ulps per window
+    since the pixel's last event, far below the float32 output's resolution. Products below
+    ``_SURFACE_FLOOR`` are set to 0: every float32 they could round to is 0 too, and float64
+    subnormals would slow each multiply by two orders of magnitude on a long quiet stream.
     """
-    P, H, W = memory.shape
+    _, P, H, W = memory.shape
     n_pixels = P * H * W
     n_table = table.shape[0]
     flat_memory = memory.reshape(-1)
+    times = flat_memory[:n_pixels]
+    surface = flat_memory[n_pixels:]
     flat_out = out.reshape(-1)
-    surface = np.empty(n_pixels, dtype=np.float64)
     start = np.int64(0)
-    t_previous = np.float64(0.0)
+    t_previous = np.float64(origin + (first - 1) * stride + length)
     for w in range(out.shape[0]):
         low = origin + (first + w) * stride
         start = _lower_bound(events, low, start)
@@ -157,16 +159,9 @@ def _time_surfaces(events, origin, first, stride, length, two_polarities, tau, t
         for i in range(part.shape[0]):
             c = np.int64(part[i].p) if two_polarities else np.int64(0)
             pixel = (c * H + np.int64(part[i].y)) * W + np.int64(part[i].x)
-            flat_memory[pixel] = np.float64(part[i].t)
+            times[pixel] = np.float64(part[i].t)
         t_end = np.float64(low + length)
         row = flat_out[w * n_pixels : (w + 1) * n_pixels]
-        if w == 0:
-            for j in range(n_pixels):
-                m = flat_memory[j]
-                surface[j] = 0.0 if m == -np.inf else math.exp(-(t_end - m) / tau)
-                row[j] = np.float32(surface[j])
-            t_previous = t_end
-            continue
         decay = math.exp(-(t_end - t_previous) / tau)
         for j in range(n_pixels):
             v = surface[j] * decay
@@ -176,11 +171,11 @@ def _time_surfaces(events, origin, first, stride, length, two_polarities, tau, t
         for i in range(part.shape[0]):
             c = np.int64(part[i].p) if two_polarities else np.int64(0)
             pixel = (c * H + np.int64(part[i].y)) * W + np.int64(part[i].x)
-            age = np.int64(t_end - flat_memory[pixel])  # an integer: t are integer µs
+            age = np.int64(t_end - times[pixel])  # an integer: t are integer µs
             if age < n_table:
                 surface[pixel] = table[age]
             else:
-                surface[pixel] = math.exp(-(t_end - flat_memory[pixel]) / tau)
+                surface[pixel] = math.exp(-(t_end - times[pixel]) / tau)
             row[pixel] = np.float32(surface[pixel])
         t_previous = t_end
 

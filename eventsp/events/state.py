@@ -29,7 +29,8 @@ class EncoderState(NamedTuple):
     filters: one state array per filter.
     buffer: events (after filters) that windows not yet emitted may still need (empty where
     count and binary frames accumulate, see ``memory``).
-    memory: time surfaces: float64 (P, H, W), the latest time per pixel; count and binary
+    memory: time surfaces: float64 (2, P, H, W), the latest time per pixel (``-inf`` before
+    any event) and the surface at the end of the last window emitted; count and binary
     frames: float32 (n, C, H, W), the counts so far of the ``n`` windows already open, from
     the next one to emit on; else empty.
     """
