@@ -12,6 +12,7 @@ networks and any number of states live side by side; nothing is global.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -223,6 +224,55 @@ class Network:
         except (TypeError, AttributeError, ValueError, IndexError):
             pass
         raise self._into_error(x, out, state)
+
+    def stepper(
+        self, state: NetworkState, out: np.ndarray | None = None
+    ) -> Callable[[np.ndarray], np.ndarray]:
+        """A function ``step(x) -> out`` bound to ``state`` and one output buffer: the same as
+        ``net.step_into(x, out, state)``, with the state's arrays and the network's program
+        looked up once instead of per call (about 0.1 µs less a call).
+
+        ``out`` (C-contiguous float32 ``(batch, *output_shape)``) is allocated when not given;
+        every call overwrites it and returns it. Float mode only.
+        """
+        self._check_state(state)
+        if out is None:
+            out = np.zeros((state.batch, *self.output_shape), _F32)
+        if self.fixed is not None or not (
+            isinstance(out, np.ndarray)
+            and out.dtype == _F32
+            and out.flags.c_contiguous
+            and out.flags.writeable
+            and out.shape == (state.batch, *self.output_shape)
+        ):
+            raise self._into_error(np.zeros((state.batch, *self.input_shape), _F32), out, state)
+        code, params = self._code, self._params
+        values, acts, steps, counters = state
+        flat_out = out.reshape(state.batch, self._n_out)  # a view: out is contiguous
+        n_in, into_error = self._n_in, self._into_error
+
+        def step(x: np.ndarray) -> np.ndarray:
+            try:
+                if x.flags.c_contiguous:
+                    flat_x = x.reshape(x.shape[0], n_in)  # a view, or an error
+                    status = execute_step(
+                        code, params, flat_x, flat_out, values, acts, steps, counters
+                    )
+                    if status == OK:
+                        return out
+            except (TypeError, AttributeError, ValueError, IndexError):
+                pass
+            raise into_error(x, out, state)
+
+        def step_flat(x: np.ndarray) -> np.ndarray:
+            try:
+                if execute_step(code, params, x, out, values, acts, steps, counters) == OK:
+                    return out
+            except (TypeError, AttributeError, ValueError, IndexError):
+                pass
+            raise into_error(x, out, state)
+
+        return step_flat if self._into_flat else step
 
     def _into_error(self, x: Any, out: Any, state: NetworkState) -> ValueError:
         """The error that explains why :meth:`step_into` refused its arguments."""

@@ -206,3 +206,45 @@ def test_step_into_refuses_non_contiguous_spatial_buffers():
         net.step_into(np.zeros((2, 2, 6, 12), np.float32)[..., ::2], out, state)
     assert net.step_into(x, out, state) is out
     assert state.steps.tolist() == [1, 1]
+
+
+@pytest.mark.parametrize("spatial", [False, True])
+def test_stepper_equals_step_into(spatial):
+    net = Network(small_conv(19) if spatial else small_mlp(19))
+    rng = np.random.default_rng(20)
+    xs = (rng.random((25, 2, *net.input_shape)) < 0.3).astype(np.float32)
+    want, want_state = net.run(xs, net.init_state(2))
+    state = net.init_state(2)
+    step = net.stepper(state)
+    got = [step(x).copy() for x in xs]
+    np.testing.assert_array_equal(np.stack(got), want)
+    for a, b in zip(state, want_state, strict=True):
+        np.testing.assert_array_equal(a, b)
+    out = np.zeros((2, *net.output_shape), np.float32)
+    assert net.stepper(net.init_state(2), out)(xs[0]) is out
+
+
+def test_stepper_refuses_bad_buffers_and_inputs():
+    net = Network(small_mlp(21))
+    state = net.init_state(2)
+    with pytest.raises(ValueError, match=r"out is ndarray float64 \(2, 4\)"):
+        net.stepper(state, np.zeros((2, 4)))
+    with pytest.raises(ValueError, match=r"out is ndarray float32 \(3, 4\)"):
+        net.stepper(state, np.zeros((3, 4), np.float32))
+    with pytest.raises(ValueError, match="does not belong to this network"):
+        net.stepper(Network(small_conv(21)).init_state(2))
+    fixed = Network(quantize_graph(small_mlp(21), 8), mode="fixed")
+    with pytest.raises(ValueError, match="float mode only"):
+        fixed.stepper(fixed.init_state(2))
+    step = net.stepper(state)
+    with pytest.raises(ValueError, match=r"x is ndarray float64 \(2, 12\)"):
+        step(np.zeros((2, 12)))
+    with pytest.raises(ValueError, match=r"x is ndarray float32 \(1, 12\)"):
+        step(np.zeros((1, 12), np.float32))
+    spatial = Network(small_conv(22))
+    step = spatial.stepper(spatial.init_state(1))
+    with pytest.raises(ValueError, match=r"x is ndarray float32 \(1, 2, 6, 5\)"):
+        step(np.zeros((1, 2, 6, 5), np.float32))
+    with pytest.raises(ValueError, match="x is ndarray float32"):
+        step(np.zeros((1, 2, 6, 12), np.float32)[..., ::2])
+    assert state.steps.tolist() == [0, 0]  # nothing ran
