@@ -5,6 +5,8 @@
     net = Network(graph)                 # or Network.from_file("model.esp")
     state = net.init_state(batch=1)      # NetworkState: plain arrays, one row per stream
     out, state = net.step(x, state)      # x: (batch, *input_shape) float32, one frame
+    net.step_into(x, out, state)         # the same into your buffer (no allocation)
+    step = net.stepper(state); step(x)   # bound to one state and buffer: the fastest call
     outs, state = net.run(xs, state)     # xs: (T, batch, *input_shape), same as T steps
     state = net.reset(state, streams=[0])
     saved = snapshot(state); restore(state, saved)
