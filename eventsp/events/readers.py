@@ -352,8 +352,10 @@ def _hdf5_sensor_size(path: Path) -> SensorSize | None:
                     return check_sensor_size(np.asarray(attrs["sensor_size"]).tolist())
                 if "width" in attrs and "height" in attrs:
                     return (int(attrs["width"]), int(attrs["height"]), 2)
-    except OSError as exc:
-        raise EventFormatError(f"{path}: not a readable HDF5 file ({exc})") from exc
+    except Exception as exc:
+        # h5py fails on corrupt bytes with OSError, KeyError, ValueError or RuntimeError
+        # (a damaged object header can surface as a missing key): all are format errors.
+        raise EventFormatError(f"{path}: not a readable HDF5 file ({exc!r})") from exc
     return None
 
 

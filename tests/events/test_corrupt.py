@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from eventsp.events import EVENT_DTYPE, EventFormatError, open_recording
@@ -90,6 +90,8 @@ def test_corrupted_bytes_give_events_or_a_format_error(suffix):
 
         @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
         @given(edits=mutations)
+        # Once made h5py raise KeyError while reading the sensor size (now a format error).
+        @example(edits=[("insert", 0.009765625, 255)])
         def check(edits):
             path.write_bytes(_mutate(source, edits))
             try:
