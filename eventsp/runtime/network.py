@@ -186,10 +186,13 @@ class Network:
         if self.fixed is not None:
             return self._step_slowly(x, state)
         try:  # the fast path: attributes cached in __init__, every check in the kernel
+            values, acts, steps, counters = state
             batch = x.shape[0]
             out = np.empty((batch, self._n_out), _F32)
             flat = x if self._flat_input else x.reshape(batch, self._n_in)
-            status = execute_step(self._code, self._params, flat, out, *state)
+            status = execute_step(
+                self._code, self._params, flat, out, values, acts, steps, counters
+            )
         except (TypeError, AttributeError, ValueError, IndexError):
             return self._step_slowly(x, state)
         if status != OK:
