@@ -203,6 +203,14 @@ def test_tiny_training_run_exports_a_working_keyword_model(data_root, tmp_path):
     assert (
         meta["accuracy"]["test_spiking_unseen_speakers"] == summary["test_spiking_unseen_speakers"]
     )
+    # the chosen checkpoint re-exported without training: same weights, same validation
+    again_args = [*common, *first[2:], "--init", str(run / "best.pt"), "--epochs", "0"]
+    assert main([*again_args, "--run-dir", str(tmp_path / "export")]) == 0
+    exported = json.loads((tmp_path / "export" / "summary.json").read_text())
+    assert exported["val_spiking_smooth"] == summary["val_spiking_smooth"]
+    assert exported["test_spiking_unseen_speakers"] == summary["test_spiking_unseen_speakers"]
+    provenance = KeywordSpotter(tmp_path / "export" / "kws_lmu.esp").metadata["provenance"]
+    assert provenance["init_epoch"] >= 1
     # without --test the test split is not evaluated at all
     again = tmp_path / "again"
     assert main([*common, "--run-dir", str(again), "--no-v1-subset", "--no-input-to-hidden"]) == 0

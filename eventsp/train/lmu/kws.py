@@ -255,8 +255,9 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
         raise ValueError(f"--frames is {args.frames}; a clip has only {frames} frames")
     torch.manual_seed(args.seed)
     model = HybridLMU(config)
+    init_epoch = None
     if args.init is not None:
-        loop.load_checkpoint(args.init, model=model, restore_rng=False)
+        init_epoch = loop.load_checkpoint(args.init, model=model, restore_rng=False).epoch
     net = loop.wrap_ddp(model, env)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, args.epochs))
@@ -400,6 +401,7 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
             "frames_supervised": args.frames,
             "smooth_frames": args.smooth_frames,
             "init": None if args.init is None else str(args.init),
+            "init_epoch": init_epoch,
             "seed": args.seed,
         },
     }
