@@ -21,6 +21,7 @@ import numpy as np
 from eventsp.kernels import layout as lay
 from eventsp.kernels.program import OK, execute_run, execute_step
 from eventsp.model import graph as g
+from eventsp.runtime import memory
 from eventsp.runtime.fixed import FixedProgram
 from eventsp.runtime.program import Program, compile_graph
 
@@ -107,7 +108,10 @@ class Network:
             f = self.fixed
             self._rows = tuple(zip(f.op_names, f.op_kinds, f.op_sizes, strict=True))
             self._n_rows, self._n_values, self._n_acts = len(f.op_names), f.n_values, f.n_acts
-        self._code, self._params = self.program.code, self.program.params
+        self._code = self.program.code
+        # The kernels read this copy, on huge pages when it is large (see runtime.memory).
+        self._params = memory.zeros(self.program.params.shape, np.float32)
+        self._params[...] = self.program.params
         self._n_in, self._n_out = self.program.n_in, self.program.n_out
         self._flat_input = len(self.input_shape) == 1
         self._flat_output = len(self.output_shape) == 1
@@ -132,9 +136,9 @@ class Network:
         if int(batch) != batch or batch < 1:
             raise ValueError(f"batch is {batch!r}; expected an int >= 1 (streams to hold)")
         dtype = np.float32 if self.fixed is None else np.int64
-        return NetworkState(
-            values=np.zeros((batch, self._n_values), dtype),
-            acts=np.zeros((batch, self._n_acts), dtype),
+        return NetworkState(  # large buffers on huge pages (see eventsp.runtime.memory)
+            values=memory.zeros((batch, self._n_values), dtype, memory.STATE_MIN_BYTES),
+            acts=memory.zeros((batch, self._n_acts), dtype, memory.STATE_MIN_BYTES),
             steps=np.zeros(batch, np.int64),
             counters=np.zeros((batch, self._n_rows, lay.NCOUNT), np.float64),
         )
@@ -171,7 +175,7 @@ class Network:
         p = self.program
         frames = xs.reshape(xs.shape[0], batch, p.n_in)
         outs = np.empty((xs.shape[0], batch, p.n_out), np.float32)
-        status = execute_run(p.code, p.params, frames, outs, *state)
+        status = execute_run(p.code, self._params, frames, outs, *state)
         if status != OK:  # pragma: no cover - the checks above make this unreachable
             raise RuntimeError(f"runtime kernel refused the call (status {status})")
         return outs.reshape((xs.shape[0], batch, *self.output_shape)), state
