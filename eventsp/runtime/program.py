@@ -58,13 +58,13 @@ class _Builder:
         return offset
 
     def act(self, size: int) -> int:
-        offset = self.n_acts
-        self.n_acts += size
+        offset = _aligned(self.n_acts)
+        self.n_acts = offset + size
         return offset
 
     def state(self, size: int) -> int:
-        offset = self.n_values
-        self.n_values += size
+        offset = _aligned(self.n_values)
+        self.n_values = offset + size
         return offset
 
     def op(self, name: str, node: g.Node, **cols: int) -> None:
@@ -183,7 +183,7 @@ def compile_graph(graph: g.Graph) -> Program:
     params = np.concatenate(b.params) if b.params else np.zeros(1, np.float32)
     n_in = math.prod(shapes[graph.input_name])
     n_out = math.prod(shapes[graph.output_name])
-    n_acts, n_values = max(b.n_acts, 1), max(b.n_values, 1)
+    n_acts, n_values = _aligned(max(b.n_acts, 1)), _aligned(max(b.n_values, 1))
     header = np.full(lay.NCOL, -1, dtype=np.int64)
     header[[lay.OP, lay.N_IN, lay.N_OUT, lay.H, lay.W]] = (lay.NOP, n_in, n_out, n_acts, n_values)
     return Program(
@@ -200,6 +200,14 @@ def compile_graph(graph: g.Graph) -> Program:
 
 
 _LISTS = (lay.DENSE, lay.CCONV1D, lay.CONV2D)
+
+# Buffers start, and rows of acts and values end, on 64-byte cache lines (16 float32), so a
+# vector load or store of a layer's output never straddles two lines in any stream.
+ALIGN = 16
+
+
+def _aligned(offset: int) -> int:
+    return -(-offset // ALIGN) * ALIGN
 
 
 def _hwc_table(c: int, h: int, w: int) -> np.ndarray:
