@@ -52,9 +52,11 @@ class _Builder:
         if arr is None:
             return -1
         flat = np.ascontiguousarray(arr, dtype=np.float32).ravel()
-        offset = self.n_params
+        offset = _aligned(self.n_params)
+        if offset > self.n_params:
+            self.params.append(np.zeros(offset - self.n_params, np.float32))
         self.params.append(flat)
-        self.n_params += flat.size
+        self.n_params = offset + flat.size
         return offset
 
     def act(self, size: int) -> int:
@@ -202,7 +204,8 @@ def compile_graph(graph: g.Graph) -> Program:
 _LISTS = (lay.DENSE, lay.CCONV1D, lay.CONV2D)
 
 # Buffers start, and rows of acts and values end, on 64-byte cache lines (16 float32), so a
-# vector load or store of a layer's output never straddles two lines in any stream.
+# vector load or store of a layer's output never straddles two lines in any stream; each
+# parameter array starts on a line too.
 ALIGN = 16
 
 
