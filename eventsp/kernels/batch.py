@@ -97,12 +97,6 @@ def dense_batch(row, params, acts, values, counters, k):
         base = U64(bb) * stride
         x0 = base + U64(row[IN])
         y0 = base + U64(row[OUT])
-        if has_bias:
-            for j in range(n_out):
-                flat[y0 + j] = params[b_off + j]
-        else:
-            for j in range(n_out):
-                flat[y0 + j] = 0.0
         if from_list:
             listed = np.int64(ai[base + U64(row[IN2])])
             idx0 = base + U64(row[IN2]) + U64(1)
@@ -111,6 +105,41 @@ def dense_batch(row, params, acts, values, counters, k):
             listed = _list_row(flat, ai, x0, n_in, idx0)
         nnz = U64(abs(listed))
         q = U64(0)
+        if has_bias and listed >= 0 and nnz >= U64(8):
+            # The bias and the first eight spike rows in one pass (y = b, then the rows in
+            # order, as below: the same bits), one pass over y less.
+            r0 = w0 + U64(ai[idx0]) * n_out
+            r1 = w0 + U64(ai[idx0 + U64(1)]) * n_out
+            r2 = w0 + U64(ai[idx0 + U64(2)]) * n_out
+            r3 = w0 + U64(ai[idx0 + U64(3)]) * n_out
+            r4 = w0 + U64(ai[idx0 + U64(4)]) * n_out
+            r5 = w0 + U64(ai[idx0 + U64(5)]) * n_out
+            r6 = w0 + U64(ai[idx0 + U64(6)]) * n_out
+            r7 = w0 + U64(ai[idx0 + U64(7)]) * n_out
+            for j in range(n_out):
+                flat[y0 + j] = (
+                    (
+                        (
+                            (
+                                (
+                                    ((params[b_off + j] + params[r0 + j]) + params[r1 + j])
+                                    + params[r2 + j]
+                                )
+                                + params[r3 + j]
+                            )
+                            + params[r4 + j]
+                        )
+                        + params[r5 + j]
+                    )
+                    + params[r6 + j]
+                ) + params[r7 + j]
+            q = U64(8)
+        elif has_bias:
+            for j in range(n_out):
+                flat[y0 + j] = params[b_off + j]
+        else:
+            for j in range(n_out):
+                flat[y0 + j] = 0.0
         if listed >= 0:  # spikes: a * w == w exactly for a == 1, so add the rows as they are
             while q + U64(8) <= nnz:  # eight rows per pass over y: fewer loads and stores of y
                 r0 = w0 + U64(ai[idx0 + q]) * n_out
