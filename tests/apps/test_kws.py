@@ -133,8 +133,8 @@ def test_accuracy_on_unseen_speakers_is_far_above_chance(spotter, test_clips):
     correct = sum(spotter.classify(signal).label == label for label, signal, _ in test_clips)
     accuracy = correct / len(test_clips)
     assert len(test_clips) > 100
-    # 12 classes: chance is 1/12. The bundled model measured 0.695 on all 511 test-speaker clips.
-    assert accuracy > 0.5, f"accuracy {accuracy:.3f} on {len(test_clips)} unseen-speaker clips"
+    # 12 classes: chance is 1/12. The bundled model measured 0.814 on all 511 test-speaker clips.
+    assert accuracy > 0.7, f"accuracy {accuracy:.3f} on {len(test_clips)} unseen-speaker clips"
 
 
 def test_keywords_in_a_continuous_stream_come_out_in_order(spotter, test_clips):
