@@ -178,6 +178,12 @@ def dense_batch(row, params, acts, values, counters, k):
                         ((flat[y0 + j] + params[r0 + j]) + params[r1 + j]) + params[r2 + j]
                     ) + params[r3 + j]
                 q += U64(4)
+            while q + U64(2) <= nnz:
+                r0 = w0 + U64(ai[idx0 + q]) * n_out
+                r1 = w0 + U64(ai[idx0 + q + U64(1)]) * n_out
+                for j in range(n_out):
+                    flat[y0 + j] = (flat[y0 + j] + params[r0 + j]) + params[r1 + j]
+                q += U64(2)
         while q + U64(4) <= nnz:
             i0 = U64(ai[idx0 + q])
             i1 = U64(ai[idx0 + q + U64(1)])
