@@ -10,7 +10,7 @@ A model file's ``metadata["task"]`` picks the adapter:
 - ``"kws"``: :class:`KeywordSpotterTask` wraps :class:`eventsp.apps.kws.KeywordSpotter`
   (log-mel, the runtime network, smoothed posteriors, keyword events); each chunk answers the
   keyword events that closed in it, the end of the stream the last one and the whole-stream
-  answer as a final :class:`Prediction` (the best event's keyword, else the last posterior's
+  answer as a final :class:`Prediction` (the best event's keyword, else the clip posterior's
   arg-max, as ``KeywordSpotter.classify``).
 - ``"separate"``: the separation application owns its model; when
   ``eventsp.apps.separate`` provides ``load_task(path) -> StreamingTask`` it is used.
@@ -284,12 +284,13 @@ class KeywordSpotterTask:
         from eventsp.apps.kws import frames_seen
 
         t_s = frames_seen(kws_state) * self.spotter.hop_s
-        scores = tuple(float(p) for p in kws_state.last)
+        posterior = self.spotter.clip_posterior(kws_state)  # as KeywordSpotter.classify
+        scores = tuple(float(p) for p in posterior)
         if best is not None:
             index = self.info.labels.index(best.keyword)
             final = Prediction(index, best.keyword, scores, t_s, final=True)
         else:
-            index = int(np.argmax(kws_state.last))
+            index = int(np.argmax(posterior))
             final = Prediction(index, self.info.labels[index], scores, t_s, final=True)
         result = StepResult(keywords=tuple(self._keyword(e) for e in events), predictions=(final,))
         return result, (kws_state, best, ops)

@@ -381,6 +381,15 @@ class KeywordSpotter:
         closed, state = self.finish(state)
         return events + closed, state
 
+    def clip_posterior(self, state: KWSState) -> np.ndarray:
+        """The posterior a whole clip is classified by, after the frames ``state`` has seen: the
+        last frame's, or the smoothed one for a model whose ``clip_decision`` is ``"smoothed"``
+        (the mean of the last ``smooth_frames`` posteriors)."""
+        if self.clip_decision == "smoothed":
+            mean = state.total / max(1, min(int(state.counters[0]), self.smooth_frames))
+            return np.maximum(mean, 0.0)  # the running sum can round a zero to -1e-19
+        return state.last
+
     def classify(self, signal: np.ndarray, chunk: int = 1600) -> ClipResult:
         """Run a whole 1-D signal (at ``sample_rate``) in chunks: label, score and events."""
         signal = np.asarray(signal, np.float32)
@@ -395,9 +404,7 @@ class KeywordSpotter:
             best = max(events, key=lambda e: e.score)
             label, score = best.keyword, best.score
         else:
-            posterior = state.last
-            if self.clip_decision == "smoothed":
-                posterior = state.total / max(1, min(int(state.counters[0]), self.smooth_frames))
+            posterior = self.clip_posterior(state)
             top = int(posterior.argmax())
             label, score = self.labels[top], float(posterior[top])
         return ClipResult(label, score, tuple(events), frames_seen(state), synops)

@@ -86,6 +86,33 @@ def test_streamed_keywords_match_the_application(start_server, models_dir, data_
     assert len(responses) == len(chunks) + 1
 
 
+def test_final_answer_uses_the_models_clip_decision(models_dir, data_root, tmp_path):
+    """A model trained on smoothed posteriors ("clip_decision": "smoothed") is answered by the
+    smoothed posterior at the end of the stream, as ``KeywordSpotter.classify`` answers it."""
+    model = load_model(models_dir / "tiny-kws.esp")
+    path = tmp_path / "smoothed-kws.esp"
+    save_model(path, model.graph, {**model.metadata, "clip_decision": "smoothed"})
+    samples, _ = read_audio(data_root / "speech" / "micro_speech" / "no_1000ms.wav", 16000)
+    chunks = np.array_split(samples, 7)
+    spotter = KeywordSpotter(path)
+    _, expected = spotter.stream(chunks)
+    posterior = spotter.clip_posterior(expected)
+    # The two differ here (in the small probabilities: the tiny model is nearly one-hot).
+    assert not np.allclose(posterior, expected.last, rtol=1e-3, atol=0)
+
+    task = task_from_file(path)
+    state = task.open_stream()
+    for chunk in chunks:
+        _, state = task.push(state, chunk)
+    result, state = task.finish(state)
+    task.close(state)
+    final = result.predictions[-1]
+    assert final.final
+    np.testing.assert_allclose(final.scores, posterior, rtol=1e-6, atol=0)
+    if not result.keywords and state[1] is None:  # no keyword event: the arg-max decides
+        assert final.index == int(np.argmax(posterior))
+
+
 def test_audio_classifier_fallback_matches_the_runtime_offline(models_dir, data_root):
     model = load_model(models_dir / "tiny-kws.esp")
     task = AudioClassifierTask(models_dir / "tiny-kws.esp", model.graph, model.metadata)
