@@ -81,6 +81,31 @@ def _list_row(acts, ai, start, n, dst):
     return -count if non_binary else count
 
 
+@jit(
+    "void(float32[::1], uint64, float32[::1], uint64, float32[::1], int32[::1], uint64, uint64,"
+    " uint64)",
+    inline="always",
+    nrt=False,
+)
+def _add8_rows(dst, d0, src, s0, params, ai, idx, w0, n_out):
+    """``dst[d0:d0+n_out] = src[s0:...] + eight weight rows`` (those listed at ``ai[idx:]``),
+    added one after the other in list order (the same bits as eight single-row passes)."""
+    r0 = w0 + U64(ai[idx]) * n_out
+    r1 = w0 + U64(ai[idx + U64(1)]) * n_out
+    r2 = w0 + U64(ai[idx + U64(2)]) * n_out
+    r3 = w0 + U64(ai[idx + U64(3)]) * n_out
+    r4 = w0 + U64(ai[idx + U64(4)]) * n_out
+    r5 = w0 + U64(ai[idx + U64(5)]) * n_out
+    r6 = w0 + U64(ai[idx + U64(6)]) * n_out
+    r7 = w0 + U64(ai[idx + U64(7)]) * n_out
+    for j in range(n_out):
+        total = src[s0 + j] + params[r0 + j]
+        total = (total + params[r1 + j]) + params[r2 + j]
+        total = (total + params[r3 + j]) + params[r4 + j]
+        total = (total + params[r5 + j]) + params[r6 + j]
+        dst[d0 + j] = total + params[r7 + j]
+
+
 @jit(BATCH_SIGNATURE, nrt=False)
 def dense_batch(row, params, acts, values, counters, k):
     """Dense for every stream: ``y = b + W x`` (see ``dense.dense_step``, same order)."""
@@ -108,31 +133,7 @@ def dense_batch(row, params, acts, values, counters, k):
         if has_bias and listed >= 0 and nnz >= U64(8):
             # The bias and the first eight spike rows in one pass (y = b, then the rows in
             # order, as below: the same bits), one pass over y less.
-            r0 = w0 + U64(ai[idx0]) * n_out
-            r1 = w0 + U64(ai[idx0 + U64(1)]) * n_out
-            r2 = w0 + U64(ai[idx0 + U64(2)]) * n_out
-            r3 = w0 + U64(ai[idx0 + U64(3)]) * n_out
-            r4 = w0 + U64(ai[idx0 + U64(4)]) * n_out
-            r5 = w0 + U64(ai[idx0 + U64(5)]) * n_out
-            r6 = w0 + U64(ai[idx0 + U64(6)]) * n_out
-            r7 = w0 + U64(ai[idx0 + U64(7)]) * n_out
-            for j in range(n_out):
-                flat[y0 + j] = (
-                    (
-                        (
-                            (
-                                (
-                                    ((params[b_off + j] + params[r0 + j]) + params[r1 + j])
-                                    + params[r2 + j]
-                                )
-                                + params[r3 + j]
-                            )
-                            + params[r4 + j]
-                        )
-                        + params[r5 + j]
-                    )
-                    + params[r6 + j]
-                ) + params[r7 + j]
+            _add8_rows(flat, y0, params, b_off, params, ai, idx0, w0, n_out)
             q = U64(8)
         elif has_bias:
             for j in range(n_out):
@@ -142,31 +143,7 @@ def dense_batch(row, params, acts, values, counters, k):
                 flat[y0 + j] = 0.0
         if listed >= 0:  # spikes: a * w == w exactly for a == 1, so add the rows as they are
             while q + U64(8) <= nnz:  # eight rows per pass over y: fewer loads and stores of y
-                r0 = w0 + U64(ai[idx0 + q]) * n_out
-                r1 = w0 + U64(ai[idx0 + q + U64(1)]) * n_out
-                r2 = w0 + U64(ai[idx0 + q + U64(2)]) * n_out
-                r3 = w0 + U64(ai[idx0 + q + U64(3)]) * n_out
-                r4 = w0 + U64(ai[idx0 + q + U64(4)]) * n_out
-                r5 = w0 + U64(ai[idx0 + q + U64(5)]) * n_out
-                r6 = w0 + U64(ai[idx0 + q + U64(6)]) * n_out
-                r7 = w0 + U64(ai[idx0 + q + U64(7)]) * n_out
-                for j in range(n_out):
-                    flat[y0 + j] = (
-                        (
-                            (
-                                (
-                                    (
-                                        ((flat[y0 + j] + params[r0 + j]) + params[r1 + j])
-                                        + params[r2 + j]
-                                    )
-                                    + params[r3 + j]
-                                )
-                                + params[r4 + j]
-                            )
-                            + params[r5 + j]
-                        )
-                        + params[r6 + j]
-                    ) + params[r7 + j]
+                _add8_rows(flat, y0, flat, y0, params, ai, idx0 + q, w0, n_out)
                 q += U64(8)
             while q + U64(4) <= nnz:
                 r0 = w0 + U64(ai[idx0 + q]) * n_out

@@ -60,7 +60,7 @@ from eventsp.kernels.neurons import (
 )
 
 # sha256 over batch.py, dense.py, conv.py, layout.py, neurons.py, simd.py (see the docstring).
-KERNEL_SOURCES_SHA256 = "80bd2a08d8db0cbf8db1f4c31c4c10fb3ccb008f9695526fb492aea4e451341e"
+KERNEL_SOURCES_SHA256 = "f3def085cd5f9a6ea2238fcf707b799e2a72bc5ef38003ff8b8c3489cd1b8111"
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
 OP_CALL_SIGNATURE = (
