@@ -1,9 +1,12 @@
 """``eventsp train-ptl``: train an image classifier by progressive tandem learning (PTL).
 
 Runs the whole schedule (ANN, layer-by-layer conversion, fan-in and weight-precision stages,
-final phase; see ``eventsp.train.ptl.schedule``), then measures on the TEST set the spiking
-network (the exact simulation the runtime reproduces), its ANN, and optionally the classic
-conversion of that ANN, and exports the runtime model (``.esp``). Under ``torchrun
+final phase; see ``eventsp.train.ptl.schedule``), then measures the spiking network (the exact
+simulation the runtime reproduces), its ANN, and optionally the classic conversion of that ANN,
+and exports the runtime model (``.esp``). It measures on the validation split, unless ``--test``
+asks for the held-out test split: compare candidate runs on validation, then measure the one
+you chose once with ``--test`` (``--skip-train --test`` measures a finished run again without
+training), so that no test figure takes part in the choice. Under ``torchrun
 --nproc_per_node N eventsp train-ptl ...`` (or ``python -m torch.distributed.run``) it trains
 with DDP (gloo on CPU, NCCL on GPU). The run folder holds checkpoints (``--resume``),
 ``metrics.csv``, ``curves.png`` and ``results.json``.
@@ -11,7 +14,7 @@ with DDP (gloo on CPU, NCCL on GPU). The run folder holds checkpoints (``--resum
 Examples::
 
     eventsp train-ptl --dataset mnist --T 8 --bits 8 --ann-epochs 10 --epoch-samples 12000 \\
-        --dropout 0.2 --compare-classic 8 16 32 64 --out runs/mnist  # the bundled model
+        --dropout 0.2 --compare-classic 8 16 32 64 --out runs/mnist --test  # the bundled model
     eventsp train-ptl --dataset mnist --bits 8 4 --fan-in 64 --no-readout-fan-in \\
         --init-ann runs/mnist/ann.pt --stage-epochs 1 --epoch-samples 4000 --out runs/mnist4
     eventsp train-ptl --dataset cifar10 --cifar-root ~/data/cifar-10-batches-py --device cuda
@@ -83,6 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--limit-train", type=int, default=None, help="use the first N training images (quick runs)")
     a("--limit-val", type=int, default=None, help="use the first N validation images")
     a("--limit-test", type=int, default=None, help="measure on the first N test images")
+    a("--test", action="store_true", help="measure on the held-out test split (the chosen run)")
 
 
 def load_dataset(args: argparse.Namespace):
@@ -181,26 +185,30 @@ def run(args: argparse.Namespace) -> int:
     model = model.cpu()
     results = {"dataset": args.dataset, "arch": arch, "config": vars(config) | {"bits": args.bits}}
     ann_ckpt = config.init_ann or str(args.out / "ann.pt")
+    split = "test" if args.test else "val"
+    x_eval, y_eval = getattr(splits, f"x_{split}"), getattr(splits, f"y_{split}")
+    results["split"] = split
+    name = "test" if args.test else "validation"
     if is_autoencoder(model):  # image reconstruction: PSNR of the SNN against its ANN
-        results["snn"] = reconstruction_psnr(model, splits.x_test)
+        results["snn"] = reconstruction_psnr(model, x_eval)
         if Path(ann_ckpt).is_file():
             ann = build(arch, splits.shape, args.T, len(splits.labels))
             loop.load_checkpoint(ann_ckpt, model=ann, restore_rng=False)
-            results["ann"] = reconstruction_psnr(ann, splits.x_test)
-            print(f"ANN test PSNR {results['ann']['psnr_db']:.2f} dB")
-        print(f"SNN test PSNR {results['snn']['psnr_db']:.2f} dB at T={args.T}")
+            results["ann"] = reconstruction_psnr(ann, x_eval)
+            print(f"ANN {name} PSNR {results['ann']['psnr_db']:.2f} dB")
+        print(f"SNN {name} PSNR {results['snn']['psnr_db']:.2f} dB at T={args.T}")
         (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))
         return 0
-    snn = snn_metrics(model, splits.x_test, splits.y_test)
+    snn = snn_metrics(model, x_eval, y_eval)
     results["snn"] = snn.as_dict()
     print(
-        f"SNN test accuracy {snn.accuracy:.4f} at T={snn.T}; "
+        f"SNN {name} accuracy {snn.accuracy:.4f} at T={snn.T}; "
         f"{snn.synops_per_image:.0f} synops/image, {snn.input_macs_per_image:.0f} input MACs"
     )
     export = args.export or args.out / "model.esp"
     meta = {
         "labels": list(splits.labels),
-        "accuracy": {"test": snn.accuracy, "test_images": len(splits.x_test)},
+        "accuracy": {split: snn.accuracy, f"{split}_images": len(x_eval)},
         "dataset": args.dataset,
         "training": {"method": "progressive tandem learning", **results["config"]},
     }
@@ -210,13 +218,11 @@ def run(args: argparse.Namespace) -> int:
     if Path(ann_ckpt).is_file():
         ann = build(arch, splits.shape, args.T, len(splits.labels))
         loop.load_checkpoint(ann_ckpt, model=ann, restore_rng=False)
-        results["ann_accuracy"] = ann_accuracy(ann, splits.x_test, splits.y_test)
-        print(f"ANN test accuracy {results['ann_accuracy']:.4f}")
+        results["ann_accuracy"] = ann_accuracy(ann, x_eval, y_eval)
+        print(f"ANN {name} accuracy {results['ann_accuracy']:.4f}")
         classic = []
         for T in args.compare_classic:
-            m = snn_metrics(
-                classic_conversion(ann, splits.x_train[:2000], T), splits.x_test, splits.y_test
-            )
+            m = snn_metrics(classic_conversion(ann, splits.x_train[:2000], T), x_eval, y_eval)
             classic.append(m.as_dict())
             results["classic"] = classic
             (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))

@@ -89,7 +89,7 @@ def test_train_ptl_under_torchrun_exports_a_model_the_runtime_matches(data_root,
         "-m", "eventsp", "train-ptl", "--data", str(data_root), "--arch", "tiny", "--T", "4",
         "--bits", "8", "--ann-epochs", "1", "--stage-epochs", "1", "--limit-train", "400",
         "--limit-val", "100", "--limit-test", "300", "--batch-size", "50", "--out", str(out),
-        "--device", "cpu", "--no-progress",
+        "--device", "cpu", "--no-progress", "--test",
     ]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, env=env,
                           timeout=600)  # fmt: skip
@@ -109,3 +109,18 @@ def test_train_ptl_under_torchrun_exports_a_model_the_runtime_matches(data_root,
     assert float(fields["accuracy"]) == pytest.approx(results["snn"]["accuracy"], abs=1e-4)
     assert results["snn"]["accuracy"] > 0.3
     assert fields["T"] == "4"
+    assert results["split"] == "test"
+    assert load_model(out / "model.esp").metadata["accuracy"]["test_images"] == 300
+
+    # Without --test the run is measured on validation only: the test split stays unseen.
+    again = [*cmd[cmd.index("-m", 5) :], "--skip-train", "--export", str(tmp_path / "val.esp")]
+    again.remove("--test")
+    done = subprocess.run([sys.executable, *again], capture_output=True, text=True,
+                          cwd=REPO_ROOT, env=env, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "SNN validation accuracy" in done.stdout
+    assert " test " not in done.stdout
+    assert json.loads((out / "results.json").read_text())["split"] == "val"
+    accuracy = load_model(tmp_path / "val.esp").metadata["accuracy"]
+    assert set(accuracy) == {"val", "val_images"}
+    assert accuracy["val_images"] == 100
