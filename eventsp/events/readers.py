@@ -344,19 +344,27 @@ def _hdf5_sensor_size(path: Path) -> SensorSize | None:
     """``sensor_size`` (W, H, P) or ``width``/``height`` attributes of the file or ``events``."""
     import h5py
 
+    found = None
     try:
         with h5py.File(path, "r") as h5:
             for node in (h5, h5.get("events")):
                 attrs = getattr(node, "attrs", {})
                 if "sensor_size" in attrs:
-                    return check_sensor_size(np.asarray(attrs["sensor_size"]).tolist())
-                if "width" in attrs and "height" in attrs:
-                    return (int(attrs["width"]), int(attrs["height"]), 2)
-    except Exception as exc:
-        # h5py fails on corrupt bytes with OSError, KeyError, ValueError or RuntimeError
-        # (a damaged object header can surface as a missing key): all are format errors.
-        raise EventFormatError(f"{path}: not a readable HDF5 file ({exc!r})") from exc
-    return None
+                    found = np.asarray(attrs["sensor_size"]).tolist()
+                elif "width" in attrs and "height" in attrs:
+                    found = [int(attrs["width"]), int(attrs["height"]), 2]
+                if found is not None:
+                    break
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+        # h5py reports corrupt bytes as any of these (a damaged header can look like a
+        # missing key): all are format errors.
+        raise _decode_error(path, "hdf5", exc) from exc
+    if found is None:
+        return None
+    try:
+        return check_sensor_size(found)
+    except EventContractError as exc:  # the file's attribute, not the caller's argument
+        raise EventFormatError(f"{path}: the file's sensor size attribute: {exc}") from exc
 
 
 def _hdf5_packets(recording: Recording) -> Iterator[np.ndarray]:

@@ -148,6 +148,17 @@ def test_hdf5_layouts_and_npy(tmp_path, rng):
     np.testing.assert_array_equal(packet.events, events)
 
 
+def test_a_bad_hdf5_sensor_size_attribute_is_a_format_error_naming_the_file(tmp_path):
+    import h5py
+
+    path = tmp_path / "bad.h5"
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset("events", data=np.zeros(3, dtype=EVENT_DTYPE))
+        h5.attrs["sensor_size"] = (-5, 34, 2)
+    with pytest.raises(EventFormatError, match=r"bad\.h5: the file's sensor size attribute"):
+        open_recording(path)
+
+
 def _nmnist_bytes(n: int, rng: np.random.Generator) -> bytes:
     raw = np.zeros((n, 5), dtype=np.uint8)
     raw[:, 0], raw[:, 1] = rng.integers(0, 34, n), rng.integers(0, 34, n)
