@@ -109,9 +109,7 @@ class Network:
             self._rows = tuple(zip(f.op_names, f.op_kinds, f.op_sizes, strict=True))
             self._n_rows, self._n_values, self._n_acts = len(f.op_names), f.n_values, f.n_acts
         self._code = self.program.code
-        # The kernels read this copy, on huge pages when it is large (see runtime.memory).
-        self._params = memory.zeros(self.program.params.shape, np.float32)
-        self._params[...] = self.program.params
+        self._params = self.program.params  # on huge pages when large (see runtime.memory)
         self._n_in, self._n_out = self.program.n_in, self.program.n_out
         self._flat_input = len(self.input_shape) == 1
         self._flat_output = len(self.output_shape) == 1

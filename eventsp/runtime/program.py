@@ -19,6 +19,7 @@ import numpy as np
 
 from eventsp.kernels import layout as lay
 from eventsp.model import graph as g
+from eventsp.runtime import memory
 
 __all__ = ["Program", "compile_graph"]
 
@@ -182,7 +183,10 @@ def compile_graph(graph: g.Graph) -> Program:
     for r in b.rows:
         if r[lay.OP] in _LISTS:
             r[lay.MODE] = scratch
-    params = np.concatenate(b.params) if b.params else np.zeros(1, np.float32)
+    # One copy of the weights, read by the kernels: on huge pages when large (runtime.memory).
+    params = memory.zeros((max(sum(p.size for p in b.params), 1),), np.float32)
+    if b.params:
+        np.concatenate(b.params, out=params)
     n_in = math.prod(shapes[graph.input_name])
     n_out = math.prod(shapes[graph.output_name])
     n_acts, n_values = _aligned(max(b.n_acts, 1)), _aligned(max(b.n_values, 1))
@@ -190,7 +194,7 @@ def compile_graph(graph: g.Graph) -> Program:
     header[[lay.OP, lay.N_IN, lay.N_OUT, lay.H, lay.W]] = (lay.NOP, n_in, n_out, n_acts, n_values)
     return Program(
         code=np.ascontiguousarray(np.stack([header, *b.rows])),
-        params=np.ascontiguousarray(params, dtype=np.float32),
+        params=params,
         n_acts=n_acts,
         n_values=n_values,
         n_in=n_in,
@@ -206,7 +210,7 @@ _LISTS = (lay.DENSE, lay.CCONV1D, lay.CONV2D)
 # Buffers start, and rows of acts and values end, on 64-byte cache lines (16 float32), so a
 # vector load or store of a layer's output never straddles two lines in any stream; each
 # parameter array starts on a line too.
-ALIGN = 16
+ALIGN = memory.LINE // np.dtype(np.float32).itemsize
 
 
 def _aligned(offset: int) -> int:

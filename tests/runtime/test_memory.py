@@ -15,6 +15,11 @@ from eventsp.runtime import Network, memory, restore, snapshot
 HUGE = sys.platform == "linux" and hasattr(mmap, "MADV_HUGEPAGE")
 
 
+def _mapped(arr: np.ndarray) -> bool:
+    """Whether ``arr``'s memory is an mmap of memory.zeros (numpy's own buffer otherwise)."""
+    return isinstance(arr.base.base, memoryview)
+
+
 def test_small_arrays_are_zeros_on_a_cache_line():
     for _ in range(20):  # numpy alone promises 16-byte alignment
         a = memory.zeros((3, 5), np.float32)
@@ -45,6 +50,8 @@ def test_large_arrays_are_zeroed_aligned_and_independent(dtype):
     assert (b[1] == 3).all()
     c = memory.zeros((n,), dtype, min_bytes=1 << 62)  # the threshold is respected
     assert not c.any()
+    assert _mapped(a) == hasattr(mmap, "MADV_HUGEPAGE")
+    assert not _mapped(c)
 
 
 def _wide(seed: int) -> g.Graph:
@@ -68,6 +75,7 @@ def test_network_on_huge_pages_runs_the_same_bits(monkeypatch, rng):
     state = net.init_state(batch)
     assert state.acts.nbytes >= memory.STATE_MIN_BYTES
     assert net._params.nbytes >= memory.MIN_BYTES
+    assert net._params is net.program.params  # one copy of the weights
     if HUGE:
         assert state.acts.ctypes.data % memory.HUGE_PAGE == 0
     monkeypatch.setattr(memory, "MIN_BYTES", 1 << 62)
