@@ -240,17 +240,14 @@ class Network:
         ``out`` (C-contiguous float32 ``(batch, *output_shape)``) is allocated when not given;
         every call overwrites it and returns it. Float mode only.
         """
+        if self.fixed is not None:
+            raise self._into_error(None, out, state)
         self._check_state(state)
         if out is None:
             out = np.zeros((state.batch, *self.output_shape), _F32)
-        if self.fixed is not None or not (
-            isinstance(out, np.ndarray)
-            and out.dtype == _F32
-            and out.flags.c_contiguous
-            and out.flags.writeable
-            and out.shape == (state.batch, *self.output_shape)
-        ):
-            raise self._into_error(np.zeros((state.batch, *self.input_shape), _F32), out, state)
+        error = _buffer_error("out", out, (state.batch, *self.output_shape))
+        if error is not None:
+            raise error
         code, params = self._code, self._params
         values, acts, steps, counters = state
         flat_out = out.reshape(state.batch, self._n_out)  # a view: out is contiguous
@@ -286,21 +283,9 @@ class Network:
         self._check_state(state)
         batch = state.batch
         for name, arr, shape in (("x", x, self.input_shape), ("out", out, self.output_shape)):
-            if (
-                not isinstance(arr, np.ndarray)
-                or arr.dtype != _F32
-                or not arr.flags.c_contiguous
-                or arr.shape != (batch, *shape)
-            ):
-                got = (
-                    f"{type(arr).__name__} {getattr(arr, 'dtype', '')} {getattr(arr, 'shape', '')}"
-                )
-                return ValueError(
-                    f"step_into: {name} is {got}; expected a C-contiguous float32 array of "
-                    f"shape {(batch, *shape)} for this network and state (step() converts)"
-                )
-        if not out.flags.writeable:
-            return ValueError("step_into: out is read-only; pass a writeable array")
+            error = _buffer_error(name, arr, (batch, *shape), writeable=name == "out")
+            if error is not None:
+                return error
         return ValueError("step_into: the kernel refused the call")  # pragma: no cover
 
     def _step_slowly(self, x: Any, state: NetworkState) -> tuple[np.ndarray, NetworkState]:
@@ -428,3 +413,23 @@ class Network:
             f"Network(input={self.input_shape}, output={self.output_shape}, ops={n_ops}, "
             f"mode={self.mode!r}, parameter_bytes={self.parameter_bytes})"
         )
+
+
+def _buffer_error(
+    name: str, arr: Any, shape: tuple[int, ...], writeable: bool = True
+) -> ValueError | None:
+    """Why ``arr`` cannot be :meth:`Network.step_into`'s ``name`` (None: it can)."""
+    if (
+        not isinstance(arr, np.ndarray)
+        or arr.dtype != _F32
+        or not arr.flags.c_contiguous
+        or arr.shape != shape
+    ):
+        got = f"{type(arr).__name__} {getattr(arr, 'dtype', '')} {getattr(arr, 'shape', '')}"
+        return ValueError(
+            f"step_into: {name} is {got}; expected a C-contiguous float32 array of "
+            f"shape {shape} for this network and state (step() converts)"
+        )
+    if writeable and not arr.flags.writeable:
+        return ValueError(f"step_into: {name} is read-only; pass a writeable array")
+    return None

@@ -149,16 +149,23 @@ def small_conv(seed: int) -> g.Graph:
 
 
 @pytest.mark.parametrize("spatial", [False, True])
-def test_step_into_equals_step_and_reuses_out(spatial):
+@pytest.mark.parametrize("call", ["step_into", "stepper"])
+def test_no_allocation_calls_equal_run_and_reuse_out(spatial, call):
+    """``step_into`` and a ``stepper``, frame by frame, give ``run``'s outputs and state,
+    written into the caller's ``out`` every time."""
     net = Network(small_conv(15) if spatial else small_mlp(15))
     rng = np.random.default_rng(16)
     xs = (rng.random((30, 3, *net.input_shape)) < 0.3).astype(np.float32)
     want, want_state = net.run(xs, net.init_state(3))
     state = net.init_state(3)
     out = np.full((3, *net.output_shape), np.nan, np.float32)
+    if call == "step_into":
+        step = lambda x: net.step_into(x, out, state)  # noqa: E731
+    else:
+        step = net.stepper(state, out)
     got = []
     for x in xs:
-        assert net.step_into(x, out, state) is out
+        assert step(x) is out
         got.append(out.copy())
     np.testing.assert_array_equal(np.stack(got), want)
     for a, b in zip(state, want_state, strict=True):
@@ -206,22 +213,6 @@ def test_step_into_refuses_non_contiguous_spatial_buffers():
         net.step_into(np.zeros((2, 2, 6, 12), np.float32)[..., ::2], out, state)
     assert net.step_into(x, out, state) is out
     assert state.steps.tolist() == [1, 1]
-
-
-@pytest.mark.parametrize("spatial", [False, True])
-def test_stepper_equals_step_into(spatial):
-    net = Network(small_conv(19) if spatial else small_mlp(19))
-    rng = np.random.default_rng(20)
-    xs = (rng.random((25, 2, *net.input_shape)) < 0.3).astype(np.float32)
-    want, want_state = net.run(xs, net.init_state(2))
-    state = net.init_state(2)
-    step = net.stepper(state)
-    got = [step(x).copy() for x in xs]
-    np.testing.assert_array_equal(np.stack(got), want)
-    for a, b in zip(state, want_state, strict=True):
-        np.testing.assert_array_equal(a, b)
-    out = np.zeros((2, *net.output_shape), np.float32)
-    assert net.stepper(net.init_state(2), out)(xs[0]) is out
 
 
 def test_stepper_refuses_bad_buffers_and_inputs():
