@@ -34,6 +34,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -127,24 +128,44 @@ class Validation(NamedTuple):
     sim: FrameSet | None
 
 
-def validation_set(args: argparse.Namespace) -> Validation:
-    """The validation data of ``args`` (real split, simulated part cached under ``RUN/cache``)."""
-    split = nmnist_small_split(args.data / "nmnist_small" / "train")["val"]
+def validation_set(args: argparse.Namespace, items: list | None = None) -> Validation:
+    """The validation data of ``args``: the real split (``items``, or read from the data
+    folder), and the simulated part cached under ``RUN/cache``."""
+    if items is None:
+        items = nmnist_small_split(args.data / "nmnist_small" / "train")["val"]
+        items = items[: args.limit or None]
     n = min(args.val_sim, args.limit) if args.limit else args.val_sim
-    real = load_recordings(split[: args.limit or None], args.window_us, args.time_steps)
+    real = load_recordings(items, args.window_us, args.time_steps)
     if n == 0:
         return Validation(real, None)
-    cache = args.run / "cache" / f"valsim{n}_T{args.time_steps}_w{args.window_us}.npz"
-    if cache.is_file():
-        z = np.load(cache, allow_pickle=False)
-        names = tuple(f"mnist-test-sim-{i}" for i in range(n))
-        return Validation(real, FrameSet(z["frames"], z["labels"], names))
-    sim = simulated_validation(
-        args.data / "mnist" / "mnist.npz", n, args.window_us, args.time_steps
+    sim = _cached_frames(
+        args.run / "cache" / f"valsim{n}_T{args.time_steps}_w{args.window_us}.npz",
+        "mnist-test-sim",
+        lambda: simulated_validation(
+            args.data / "mnist" / "mnist.npz", n, args.window_us, args.time_steps
+        ),
     )
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, frames=sim.frames, labels=sim.labels)
     return Validation(real, sim)
+
+
+def _cached_frames(cache: Path, prefix: str, make: Callable[[], FrameSet]) -> FrameSet:
+    """``make()``'s frames, saved to ``cache`` the first time and read from it afterwards;
+    recordings are named ``{prefix}-{i}``."""
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as z:
+            frames, labels = z["frames"], z["labels"]
+    else:
+        data = make()
+        frames, labels = data.frames, data.labels
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, frames=frames, labels=labels)
+    return FrameSet(frames, labels, tuple(f"{prefix}-{i}" for i in range(len(labels))))
+
+
+def selection_score(metrics: Mapping[str, float]) -> float:
+    """The model-selection rule (trainer and ``validate``'s ranking): validation accuracy,
+    ties broken by the lower validation loss."""
+    return metrics["val_acc"] - 1e-6 * min(metrics["val_loss"], 1e3)
 
 
 def validate(model: SpikingResNet, val: Validation) -> dict[str, float]:
@@ -165,12 +186,17 @@ def validate(model: SpikingResNet, val: Validation) -> dict[str, float]:
     return out
 
 
-def _datasets(args: argparse.Namespace) -> tuple[Dataset, Validation, FrameSet | None]:
+def _datasets(
+    args: argparse.Namespace, main: bool = True
+) -> tuple[Dataset, Validation | None, FrameSet | None]:
+    """Training data, and (``main``: the rank that validates) validation and test data."""
     split = nmnist_small_split(args.data / "nmnist_small" / "train")
     if args.limit:
         split = {k: v[: args.limit] for k, v in split.items()}
-    val = validation_set(args)
-    test = load_recordings(split["test"], args.window_us, args.time_steps) if args.test else None
+    val = validation_set(args, split["val"]) if main else None
+    test = None
+    if main and args.test:
+        test = load_recordings(split["test"], args.window_us, args.time_steps)
     if args.tonic:
         from eventsp.train.data.events import tonic_dataset
 
@@ -186,20 +212,15 @@ def _datasets(args: argparse.Namespace) -> tuple[Dataset, Validation, FrameSet |
 
 
 def _simulated(args: argparse.Namespace) -> FrameSet:
+    def make() -> FrameSet:
+        mnist = np.load(args.data / "mnist" / "mnist.npz", allow_pickle=False)
+        # MNIST *training* digits beyond the first 1,000 (those are the real N-MNIST recordings).
+        images = mnist["x_train"][1000 : 1000 + args.sim]
+        labels = mnist["y_train"][1000 : 1000 + args.sim]
+        return simulated_mnist_frames(images, labels, args.window_us, args.time_steps, args.seed)
+
     cache = args.run / "cache" / f"sim{args.sim}_T{args.time_steps}_w{args.window_us}.npz"
-    if cache.is_file():
-        z = np.load(cache, allow_pickle=False)
-        return FrameSet(z["frames"], z["labels"], tuple(f"mnist-sim-{i}" for i in range(args.sim)))
-    mnist = np.load(args.data / "mnist" / "mnist.npz", allow_pickle=False)
-    # MNIST *training* digits beyond the first 1,000 (those are the real N-MNIST recordings).
-    images, labels = (
-        mnist["x_train"][1000 : 1000 + args.sim],
-        mnist["y_train"][1000 : 1000 + args.sim],
-    )
-    data = simulated_mnist_frames(images, labels, args.window_us, args.time_steps, args.seed)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, frames=data.frames, labels=data.labels)
-    return data
+    return _cached_frames(cache, "mnist-sim", make)
 
 
 class _TonicFrames(Dataset):
@@ -252,7 +273,7 @@ def train(args: argparse.Namespace) -> dict:
     env = loop.setup_distributed(args.device)
     try:
         loop.seed_everything(args.seed + env.rank)
-        train_set, val, test = _datasets(args)
+        train_set, val, test = _datasets(args, main=env.is_main)
         model = build(args.arch).to(env.device)
         ddp = loop.wrap_ddp(model, env)
         opt = torch.optim.Adam(ddp.parameters(), lr=args.lr)
@@ -291,25 +312,23 @@ def train(args: argparse.Namespace) -> dict:
                 sums[2] += len(y)
             sched.step()
             loss_sum, correct, seen = loop.all_reduce_sum(sums, env)
-            metrics = validate(model, val)
-            val_acc, val_loss = metrics["val_acc"], metrics["val_loss"]
-            row = {
-                "epoch": epoch,
-                "train_loss": loss_sum / max(seen, 1),
-                "train_acc": correct / max(seen, 1),
-                **metrics,
-                "samples": int(seen),
-                "lr": opt.param_groups[0]["lr"],
-                "seconds": time.perf_counter() - t0,
-            }
-            if env.is_main:
+            if env.is_main:  # validation and selection: the main rank only
+                metrics = validate(model, val)
+                row = {
+                    "epoch": epoch,
+                    "train_loss": loss_sum / max(seen, 1),
+                    "train_acc": correct / max(seen, 1),
+                    **metrics,
+                    "samples": int(seen),
+                    "lr": opt.param_groups[0]["lr"],
+                    "seconds": time.perf_counter() - t0,
+                }
                 log.log(**row)
                 log.plot(
                     "epoch", ["train_acc", "val_acc", "train_loss", "val_loss"], title="STBP-tdBN"
                 )
                 print(json.dumps(row), flush=True)
-                # Selection by validation accuracy, ties broken by validation loss.
-                score = val_acc - 1e-6 * min(val_loss, 1e3)
+                score = selection_score(metrics)
                 if score > best:
                     best = score
                     loop.save_checkpoint(
@@ -344,7 +363,8 @@ def _finish(
     ck = loop.load_checkpoint(args.run / "best.pt", model=model, restore_rng=False)
     heldout = {} if test is None else {"test_acc": evaluate(model, test)[0]}  # only with --test
     val_acc = ck.state.get("val_acc", ck.best_metric)
-    val = {k: v for k, v in ck.state.items() if k.startswith("val_")}
+    parts = {k: ck.state[k] for k in ("val_real_acc", "val_sim_acc") if k in ck.state}
+    n_sim = 0 if val_set.sim is None else len(val_set.sim)
     path = args.export or args.run / "model.esp"
     cfg: ArchConfig = model.cfg
     export_model(
@@ -365,18 +385,18 @@ def _finish(
                 "data": "nmnist_small train split (700) + simulated MNIST saccades",
                 "selection": "best epoch by validation score: mean of the accuracies on the "
                 f"real validation split ({len(val_set.real)}) and on simulated MNIST-test "
-                f"digits ({0 if val_set.sim is None else len(val_set.sim)}); ties by the mean "
+                f"digits ({n_sim}); ties by the mean "
                 "validation loss",
                 "split_seed": "eventsp.train.data.events.SPLIT_SEED",
             },
             "accuracy": {
                 "val": val_acc,
-                **{k: v for k, v in val.items() if k in ("val_real_acc", "val_sim_acc")},
+                **parts,
                 "n_val_real": len(val_set.real),
-                "n_val_sim": 0 if val_set.sim is None else len(val_set.sim),
+                "n_val_sim": n_sim,
                 **(
                     {"test_heldout_trainer": heldout["test_acc"], "n_test": len(test)}
-                    if test is not None
+                    if heldout
                     else {}
                 ),
             },

@@ -22,7 +22,7 @@ import torch
 from eventsp.train import loop
 from eventsp.train.stbp.model import ARCHS, build
 from eventsp.train.stbp.train import parse_args as train_args
-from eventsp.train.stbp.train import validate, validation_set
+from eventsp.train.stbp.train import selection_score, validate, validation_set
 
 __all__ = ["main", "rank_checkpoints"]
 
@@ -37,7 +37,7 @@ def rank_checkpoints(
         model = build(arch)
         ck = loop.load_checkpoint(path, model=model, restore_rng=False)
         rows.append({"checkpoint": str(path), "epoch": ck.epoch, **validate(model, val)})
-    return sorted(rows, key=lambda r: (-r["val_acc"], r["val_loss"]))
+    return sorted(rows, key=selection_score, reverse=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("checkpoints", type=Path, nargs="+")
     p.add_argument("--arch", default="nmnist", choices=sorted(ARCHS))
     p.add_argument("--data", type=Path, default=Path("../shared/data"))
-    p.add_argument("--val-sim", type=int, default=5000)
+    defaults = train_args([])  # the trainer's framing unless the run used another
+    p.add_argument("--val-sim", type=int, default=defaults.val_sim)
+    p.add_argument("--window-us", type=int, default=defaults.window_us)
+    p.add_argument("--time-steps", type=int, default=defaults.time_steps)
     p.add_argument("--cache", type=Path, default=Path("runs/stbp-val"), help="cache folder")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
@@ -54,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"checkpoint(s) not found: {', '.join(missing)}")
     torch.set_num_threads(args.threads)
     data_args = train_args(
-        ["--data", str(args.data), "--val-sim", str(args.val_sim), "--out", str(args.cache)]
-    )
+        ["--data", str(args.data), "--val-sim", str(args.val_sim), "--out", str(args.cache),
+         "--window-us", str(args.window_us), "--time-steps", str(args.time_steps)]
+    )  # fmt: skip
     for row in rank_checkpoints(args.checkpoints, data_args, args.arch):
         print(json.dumps(row), flush=True)
     return 0
