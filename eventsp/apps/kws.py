@@ -314,7 +314,8 @@ class KeywordSpotter:
         S = self.stack
         if S == 1:
             return feats
-        frames = np.concatenate([state.pending[: state.held[0]], feats])
+        held = int(state.held[0])
+        frames = np.concatenate([state.pending[:held], feats]) if held else feats
         steps = len(frames) // S
         rest = frames[steps * S :]
         state.pending[: len(rest)] = rest

@@ -46,20 +46,24 @@ import torch
 from torch import nn
 
 from eventsp.apps.kws import speaker_of, speaker_split
-from eventsp.audio import LogMelConfig, logmel_batch, read_audio
+from eventsp.audio import LogMelConfig, logmel_batch
 from eventsp.train import loop
 from eventsp.train.lmu.export import export_model
-from eventsp.train.lmu.kws_data import load_v1_subset, mix_clips, spec_augment, stack_frames
+from eventsp.train.lmu.kws_data import (
+    CLIP_SAMPLES,
+    KWS_LABELS,
+    SAMPLE_RATE,
+    load_v1_subset,
+    mix_clips,
+    read_clip,
+    spec_augment,
+    stack_frames,
+)
 from eventsp.train.lmu.kws_synth import load_synth
 from eventsp.train.lmu.model import HybridLMU, LMUConfig
 from eventsp.train.lmu.quantizer import BitsAccumulator, DtSchedule
 
 __all__ = ["KWS_LABELS", "SpeechSet", "load_speech_commands", "main"]
-
-KWS_LABELS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
-KWS_LABELS = (*KWS_LABELS, "_unknown_", "_silence_")
-SAMPLE_RATE = 16000
-CLIP_SAMPLES = 16000
 
 
 @dataclass(frozen=True)
@@ -81,11 +85,8 @@ def load_speech_commands(root: Path) -> dict[str, SpeechSet]:
     parts: dict[str, tuple[list, list, list]] = {k: ([], [], []) for k in ("train", "val", "test")}
     for label, name in enumerate(KWS_LABELS):
         for path in sorted((root / name).glob("*.flac")):
-            signal, _ = read_audio(path, SAMPLE_RATE)
-            clip = np.zeros(CLIP_SAMPLES, np.float32)
-            clip[: min(len(signal), CLIP_SAMPLES)] = signal[:CLIP_SAMPLES]
             audio, labels, files = parts[speaker_split(speaker_of(path))]
-            audio.append(clip)
+            audio.append(read_clip(path))
             labels.append(label)
             files.append(str(path))
     return {
@@ -197,12 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _extra_train(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
     """The v0.01 clips of training speakers (unless ``--no-v1-subset``)."""
-    if args.no_v1_subset:
-        return np.zeros((0, CLIP_SAMPLES), np.float32), np.zeros(0, np.int64)
-    audio, labels, _ = load_v1_subset(
-        args.data / "speech" / "speech_commands_v1_subset", KWS_LABELS, SAMPLE_RATE
-    )
-    return audio, labels
+    folder = args.data / "speech" / "speech_commands_v1_subset"
+    return load_v1_subset(folder, KWS_LABELS, SAMPLE_RATE, skip=args.no_v1_subset)[:2]
 
 
 def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
@@ -399,7 +396,6 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
             },
             "epochs": args.epochs,
             "frames_supervised": args.frames,
-            "smooth_frames": args.smooth_frames,
             "init": None if args.init is None else str(args.init),
             "init_epoch": init_epoch,
             "seed": args.seed,

@@ -24,29 +24,46 @@ import torch
 from eventsp.apps.kws import speaker_of, speaker_split
 from eventsp.audio import read_audio
 
-__all__ = ["load_v1_subset", "mix_clips", "spec_augment", "stack_frames"]
+__all__ = [
+    "CLIP_SAMPLES",
+    "KWS_LABELS",
+    "SAMPLE_RATE",
+    "load_v1_subset",
+    "mix_clips",
+    "read_clip",
+    "spec_augment",
+    "stack_frames",
+]
 
+KWS_LABELS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+KWS_LABELS = (*KWS_LABELS, "_unknown_", "_silence_")
+SAMPLE_RATE = 16000
 CLIP_SAMPLES = 16000
 
 
+def read_clip(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """A clip as ``(CLIP_SAMPLES,) float32`` at ``sample_rate``: cut or padded with silence."""
+    signal, _ = read_audio(path, sample_rate)
+    clip = np.zeros(CLIP_SAMPLES, np.float32)
+    clip[: min(len(signal), CLIP_SAMPLES)] = signal[:CLIP_SAMPLES]
+    return clip
+
+
 def load_v1_subset(
-    root: Path, labels: tuple[str, ...], sample_rate: int = 16000
+    root: Path, labels: tuple[str, ...], sample_rate: int = SAMPLE_RATE, skip: bool = False
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """``(audio (N, 16000) float32, labels (N,) int64, files)`` of the "train" speakers.
 
     ``labels``: the trainer's class names; words not among them map to ``"_unknown_"``.
-    A missing folder gives empty arrays (the set is optional).
+    A missing folder, or ``skip``, gives empty arrays (the set is optional).
     """
     unknown = labels.index("_unknown_")
     audio, ys, files = [], [], []
-    for path in sorted(Path(root).glob("*/*.wav")):
+    for path in [] if skip else sorted(Path(root).glob("*/*.wav")):
         if speaker_split(speaker_of(path)) != "train":
             continue
         word = path.parent.name
-        signal, _ = read_audio(path, sample_rate)
-        clip = np.zeros(CLIP_SAMPLES, np.float32)
-        clip[: min(len(signal), CLIP_SAMPLES)] = signal[:CLIP_SAMPLES]
-        audio.append(clip)
+        audio.append(read_clip(path, sample_rate))
         ys.append(labels.index(word) if word in labels else unknown)
         files.append(str(path))
     if not audio:

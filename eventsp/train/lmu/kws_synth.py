@@ -30,10 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from eventsp.audio import read_audio
+from eventsp.train.lmu.kws_data import CLIP_SAMPLES, KWS_LABELS, SAMPLE_RATE
 
 __all__ = ["KEYWORDS", "UNKNOWN_WORDS", "load_synth", "synth_word", "synthesise"]
 
-KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+KEYWORDS = KWS_LABELS[:10]
 UNKNOWN_WORDS = (
     # Speech Commands' own non-keywords
     "bed",
@@ -199,8 +200,6 @@ VARIANTS = (
     *("ed", "edward", "john", "linda", "max", "michel", "paul", "quincy", "rob", "robert"),
     *("steph", "steph2", "travis", "victor", "zac", "shelby", "norbert", "sandro"),
 )
-SAMPLE_RATE = 16000
-CLIP_SAMPLES = 16000
 
 
 def _espeak() -> str:
@@ -249,7 +248,8 @@ def synthesise(
         )
     rng = np.random.default_rng(seed)
     jobs = [(w, i) for i, w in enumerate(KEYWORDS) for _ in range(per_keyword)]
-    jobs += [(str(rng.choice(UNKNOWN_WORDS)), len(KEYWORDS)) for _ in range(unknown)]
+    other = KWS_LABELS.index("_unknown_")
+    jobs += [(str(rng.choice(UNKNOWN_WORDS)), other) for _ in range(unknown)]
     audio, labels, words, voices = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for k, (word, label) in enumerate(jobs):
