@@ -55,9 +55,11 @@ from pathlib import Path
 
 import numpy as np
 
+from eventsp.services.registry import bundled_models_dir
+from eventsp.services.server import run_on_loop
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
-BUNDLED = REPO / "eventsp" / "models"
 
 
 def write_synthetic_models(folder: Path) -> None:
@@ -248,20 +250,10 @@ async def _audio_share(address, model, chunk_ms, seconds, streams, n, start):
             await c.close()
 
 
-def run_loop(coroutine):
-    """``asyncio.run`` on uvloop's loop when installed (as ``eventsp serve`` does)."""
-    try:
-        import uvloop
-    except ModuleNotFoundError:
-        return asyncio.run(coroutine)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coroutine)
-
-
 def audio_client(address, model, chunk_ms, seconds, streams, n, start) -> dict:
     """Run ``streams`` (indices among ``n``) in this client process; raw results and CPU."""
     cpu = time.process_time()
-    results = run_loop(_audio_share(address, model, chunk_ms, seconds, streams, n, start))
+    results = run_on_loop(_audio_share(address, model, chunk_ms, seconds, streams, n, start))
     ok = [r for r in results if not isinstance(r, BaseException)]
     return {
         "server": np.asarray([v for r in ok for v in r[0]]),
@@ -497,7 +489,9 @@ def main() -> int:
         return lambda text: [kind(v) for v in text.split(",")]
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=Path, default=BUNDLED, help="folder of .esp models")
+    parser.add_argument(
+        "--models", type=Path, default=bundled_models_dir(), help="folder of .esp models"
+    )
     parser.add_argument("--synthetic", action="store_true", help="random-weight load models")
     parser.add_argument(
         "--streams",

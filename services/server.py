@@ -15,8 +15,9 @@ import asyncio
 import gc
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health as grpc_health
@@ -30,6 +31,8 @@ from eventsp.services.registry import ModelRegistry
 from eventsp.services.servicer import StreamingServicer
 from eventsp.services.tasks import StreamingTask
 from eventsp.v1 import service_pb2, service_pb2_grpc
+
+T = TypeVar("T")
 
 log = logging.getLogger("eventsp.services")
 
@@ -170,13 +173,18 @@ def run(config: ServerConfig, on_listening: Callable[[str], None] | None = None)
     less CPU per streamed chunk on the dev machine (bench/README.md). Without it, asyncio's
     own loop serves the same way.
     """
+    run_on_loop(serve(config, on_listening))
+
+
+def run_on_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(coroutine)`` on uvloop's loop when it is installed (the loop the server
+    runs on; load generators use it too)."""
     try:
         import uvloop
     except ModuleNotFoundError:
-        asyncio.run(serve(config, on_listening))
-        return
+        return asyncio.run(coroutine)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(config, on_listening))
+        return runner.run(coroutine)
 
 
 async def serve(config: ServerConfig, on_listening: Callable[[str], None] | None = None) -> None:
