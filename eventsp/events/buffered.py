@@ -38,8 +38,9 @@ def push_buffered(
 ) -> tuple[np.ndarray, EncoderState]:
     """Add a sorted, filtered, non-empty packet (``t_first``/``t_last``: its first and last t,
     µs) to the stream's buffer and emit the windows it completed; ``state`` already holds the
-    packet's order counters and filter states. Returns the frames and the new state."""
-    counters = state.counters.copy()
+    packet's order counters and filter states, in counters that are the caller's own copy
+    (updated here in place). Returns the frames and the new state."""
+    counters = state.counters
     buffer = concat_events([state.buffer, events]) if state.buffer.size else events
     started = bool(counters[STARTED])
     origin = int(counters[ORIGIN]) if started or encoder.event_count else t_first

@@ -170,12 +170,17 @@ class FrameEncoder:
                 raise ValueError(f"tau_us={self.tau_us!r} must be positive")
 
     @cached_property
+    def _sizes(self) -> tuple[SensorSize, ...]:
+        """(W, H, P) before each filter, then after the last (``sensor_size`` first)."""
+        sizes = [self.sensor_size]
+        for f in self.filters:
+            sizes.append(f.output_size(sizes[-1]))
+        return tuple(sizes)
+
+    @cached_property
     def output_size(self) -> SensorSize:
         """(W, H, P) after the filters."""
-        size = self.sensor_size
-        for f in self.filters:
-            size = f.output_size(size)
-        return size
+        return self._sizes[-1]
 
     @cached_property
     def frame_shape(self) -> tuple[int, int, int]:
@@ -237,9 +242,6 @@ class FrameEncoder:
 
     def init_state(self) -> EncoderState:
         """A fresh state for a new stream."""
-        sizes = [self.sensor_size]
-        for f in self.filters:
-            sizes.append(f.output_size(sizes[-1]))
         if self.representation == "timesurface":
             memory = _fresh_surface_memory(self.output_size)
         elif self._accumulates:
@@ -249,7 +251,7 @@ class FrameEncoder:
         counters = init_counters()
         return EncoderState(
             counters=counters,
-            filters=tuple(f.init_state(s) for f, s in zip(self.filters, sizes, strict=False)),
+            filters=tuple(f.init_state(s) for f, s in zip(self.filters, self._sizes, strict=False)),
             buffer=empty_events(),
             memory=memory,
         )
@@ -285,10 +287,9 @@ class FrameEncoder:
             counters[PASSED] += n
         filter_states = state.filters
         if self.filters:
-            size, filter_states = self.sensor_size, []
-            for f, s in zip(self.filters, state.filters, strict=True):
+            filter_states = []
+            for f, size, s in zip(self.filters, self._sizes, state.filters, strict=False):
                 events, s = f.apply(events, size, s)
-                size = f.output_size(size)
                 filter_states.append(s)
             filter_states = tuple(filter_states)
             n = events.shape[0]
