@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from eventsp._jit import jit
+from eventsp.kernels.dense import list_active_at
 from eventsp.kernels.layout import (
     ACS,
     DENSE_OPS,
@@ -45,7 +46,7 @@ from eventsp.kernels.layout import (
     H,
     W,
 )
-from eventsp.kernels.simd import append_set_bits, nonzero_mask64, popcount64, unequal_mask64
+from eventsp.kernels.simd import append_set_bits, nonzero_mask64, popcount64
 
 # LIF membranes below this magnitude are flushed to zero (as in neurons.lif_step).
 TINY = np.float32(1e-30)
@@ -55,30 +56,6 @@ BATCH_SIGNATURE = (
 )
 U64 = np.uint64
 ONE = np.float32(1.0)
-
-
-@jit("int64(float32[::1], int32[::1], uint64, uint64, uint64)", inline="always", nrt=False)
-def _list_row(acts, ai, start, n, dst):
-    """``dense.list_active`` of ``acts[start:start+n]`` into ``ai[dst:]``: the count of
-    nonzero values, negated when any is not exactly 1, and their indices in increasing order."""
-    nnz = U64(0)
-    non_binary = False
-    i0 = U64(0)
-    while i0 + U64(64) <= n:
-        mask = nonzero_mask64(acts, start + i0)
-        if mask != 0:
-            if not non_binary:
-                non_binary = (mask & unequal_mask64(acts, start + i0, ONE)) != 0
-            nnz = append_set_bits(ai, dst + nnz, i0, mask) - dst
-        i0 += U64(64)
-    for i in range(i0, n):
-        v = acts[start + i]
-        if v != 0.0:
-            ai[dst + nnz] = np.int32(i)
-            nnz += U64(1)
-            non_binary |= v != 1.0
-    count = np.int64(nnz)
-    return -count if non_binary else count
 
 
 @jit(
@@ -127,7 +104,7 @@ def dense_batch(row, params, acts, values, counters, k):
             idx0 = base + U64(row[IN2]) + U64(1)
         else:
             idx0 = base + U64(row[MODE])
-            listed = _list_row(flat, ai, x0, n_in, idx0)
+            listed = list_active_at(flat, ai, x0, n_in, idx0)
         nnz = U64(abs(listed))
         q = U64(0)
         if has_bias and listed >= 0 and nnz >= U64(8):

@@ -37,39 +37,39 @@ from eventsp.kernels.simd import append_set_bits, nonzero_mask64, unequal_mask64
 OP_SIGNATURE = "void(int64[::1], float32[::1], float32[::1], float32[::1], float64[::1], int64)"
 
 
-@jit("uint64(float32[::1])", inline="always", nrt=False)
-def nonzero_mask(run):
-    """Bit ``j`` set where ``run[j] != 0`` for the 64 values of ``run`` (one vector compare,
-    see :mod:`eventsp.kernels.simd`)."""
-    return nonzero_mask64(run, 0)
+@jit("int64(float32[::1], int32[::1], uint64, uint64, uint64)", inline="always", nrt=False)
+def list_active_at(x, idx, start, n, dst):
+    """Write the indices of the nonzero values of ``x[start:start+n]`` to ``idx[dst:]``, in
+    increasing order; return their count, negated if any nonzero value is not exactly 1 (so
+    ``< 0`` means "not spikes", ``abs()`` the count). No slices: the batch kernels call it on
+    rows of a whole batch's buffers.
+
+    64 inputs at a time: a bit mask of the nonzero ones (vectorised), then the positions of
+    its set bits (:mod:`eventsp.kernels.simd`)."""
+    nnz = np.uint64(0)
+    non_binary = False
+    i0 = np.uint64(0)
+    while i0 + np.uint64(64) <= n:
+        mask = nonzero_mask64(x, start + i0)
+        if mask != 0:
+            if not non_binary:
+                non_binary = (mask & unequal_mask64(x, start + i0, np.float32(1.0))) != 0
+            nnz = append_set_bits(idx, dst + nnz, i0, mask) - dst
+        i0 += np.uint64(64)
+    for i in range(i0, n):
+        v = x[start + i]
+        if v != 0.0:
+            idx[dst + nnz] = np.int32(i)
+            nnz += np.uint64(1)
+            non_binary |= v != 1.0
+    count = np.int64(nnz)
+    return -count if non_binary else count
 
 
 @jit("int64(float32[::1], int32[::1])", inline="always", nrt=False)
 def list_active(x, idx):
-    """Write the indices of the nonzero ``x`` to ``idx``; return their count, negated if any
-    nonzero value is not exactly 1 (so ``n < 0`` means "not spikes", ``abs(n)`` the count).
-
-    64 inputs at a time: a bit mask of the nonzero ones (vectorised), then the positions of
-    its set bits (:mod:`eventsp.kernels.simd`), in increasing index order."""
-    n = x.shape[0]
-    listed = np.uint64(0)
-    non_binary = False
-    i0 = 0
-    while i0 + 64 <= n:
-        mask = nonzero_mask64(x, i0)
-        if mask != 0:
-            if not non_binary:
-                non_binary = (mask & unequal_mask64(x, i0, np.float32(1.0))) != 0
-            listed = append_set_bits(idx, listed, np.uint64(i0), mask)
-        i0 += 64
-    nnz = np.int64(listed)
-    for i in range(i0, n):
-        v = x[i]
-        if v != 0.0:
-            idx[nnz] = i
-            nnz += 1
-            non_binary |= v != 1.0
-    return -nnz if non_binary else nnz
+    """:func:`list_active_at` of all of ``x`` into ``idx``."""
+    return list_active_at(x, idx, np.uint64(0), np.uint64(x.shape[0]), np.uint64(0))
 
 
 @jit("int64(float32[::1], float32[::1], int64[::1])", inline="always", nrt=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from eventsp._jit import jit
-from eventsp.kernels.dense import OP_SIGNATURE, nonzero_mask
+from eventsp.kernels.dense import OP_SIGNATURE
 from eventsp.kernels.layout import (
     DENSE_OPS,
     IN,
@@ -32,7 +32,7 @@ from eventsp.kernels.layout import (
     TOTAL,
     C,
 )
-from eventsp.kernels.simd import append_set_bits
+from eventsp.kernels.simd import append_set_bits, nonzero_mask64
 
 # LIF membranes below this magnitude are flushed to zero (see lif_step).
 TINY = np.float32(1e-30)
@@ -44,7 +44,7 @@ def spike_list(y, acts, list_off):
     float offset of ``acts``, viewed as int32: ``[count, index, index, ...]`` (increasing).
     The next Dense, Conv2d or pooling layer reads the list instead of scanning ``y``.
 
-    The list is built 64 neurons at a time from a bit mask (:func:`nonzero_mask`, a
+    The list is built 64 neurons at a time from a bit mask (``simd.nonzero_mask64``, a
     vectorised pass), then the positions of its set bits (:mod:`eventsp.kernels.simd`).
     """
     n = y.shape[0]
@@ -58,7 +58,7 @@ def spike_list(y, acts, list_off):
     listed = np.uint64(0)
     i0 = 0
     while i0 + 64 <= n:
-        mask = nonzero_mask(y[i0 : i0 + 64])
+        mask = nonzero_mask64(y, i0)
         if mask != 0:  # as the batch kernels do: a silent run writes nothing
             listed = append_set_bits(body, listed, np.uint64(i0), mask)
         i0 += 64

@@ -60,7 +60,7 @@ from eventsp.kernels.neurons import (
 )
 
 # sha256 over batch.py, dense.py, conv.py, layout.py, neurons.py, simd.py (see the docstring).
-KERNEL_SOURCES_SHA256 = "f3def085cd5f9a6ea2238fcf707b799e2a72bc5ef38003ff8b8c3489cd1b8111"
+KERNEL_SOURCES_SHA256 = "6a17075bf03db9ffa56e0ee935dc1b7975a430fb0e238716cf8ab4ada2c36605"
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
 OP_CALL_SIGNATURE = (
