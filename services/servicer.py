@@ -63,10 +63,10 @@ class _Stream:
     def __init__(self, read: Callable[[], Awaitable[Any]], config: ServerConfig) -> None:
         self._read = read
         self._idle_s = config.idle_timeout_s
-        self._config = config
+        self._limit_s = config.stream_deadline_s
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.current_task()
-        self._deadline = self._loop.time() + config.stream_deadline_s
+        self._deadline = self._loop.time() + self._limit_s
         self._waiting_since: float | None = None  # loop time the handler began waiting
         self._expired: str | None = None
         self._timer = self._loop.call_at(
@@ -108,7 +108,7 @@ class _Stream:
 
     def _deadline_message(self) -> str:
         return (
-            f"the stream reached the server's limit of {self._config.stream_deadline_s} s "
+            f"the stream reached the server's limit of {self._limit_s} s "
             "(stream_deadline_s); open a new stream to continue"
         )
 
