@@ -25,7 +25,7 @@ from numba import from_dtype, types
 
 from eventsp._jit import jit
 from eventsp.events.contract import EVENT_DTYPE
-from eventsp.events.kernels import _lower_bound
+from eventsp.events.kernels import POLARITY, _lower_bound
 
 __all__: list[str] = []
 
@@ -82,6 +82,20 @@ def _check_range(events, lo, hi, H, W):
     return np.int64(step_min < 0) | (np.int64(off_sensor) << 1) | (np.int64(on) << 2)
 
 
+@jit([types.UniTuple(types.int64, 3)(_EV, _I64, _I64, _I64)])  # type: ignore[list-item]
+def _scan(events, W, H, P):
+    """One pass over a packet: ``(flags, t_first, t_last)``, ``flags`` those of
+    :func:`_check_range` over the whole packet (``POLARITY`` only when ``P == 1``: with two
+    polarities every value is valid); times are 0 for an empty packet."""
+    n = events.shape[0]
+    if n == 0:
+        return np.int64(0), np.int64(0), np.int64(0)
+    flags = _check_range(events, 0, n, H, W)
+    if P != 1:
+        flags &= ~np.int64(POLARITY)
+    return flags, events[0].t, events[n - 1].t
+
+
 @jit([types.int64(_EV, _I64, _I64, _F32_1D, _I64, _I64, _I64)])  # type: ignore[list-item]
 def _count_range(events, lo, hi, row, C, H, W):
     """Add events ``[lo, hi)`` to ``row``, a flat ``(C, H, W)`` frame; returns their
@@ -133,7 +147,7 @@ def _count_ranges(events, starts, ends, previous, out, still_open, binary):
     counted and clipped while it is in the L1 cache.
 
     Checks every event of ``events`` on the way (those in no window too) and returns
-    :func:`~eventsp.events.kernels._scan`'s flags for the sensor of the frames' size; when they
+    :func:`_scan`'s flags for the sensor of the frames' size; when they
     are not 0 the frames are meaningless (see :func:`_count_range`; unsorted events also break
     the windows' binary searches).
     """

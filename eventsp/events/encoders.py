@@ -97,9 +97,9 @@ from eventsp.events.count_kernels import (
     _encode_counts,
     _n_windows,
     _push_counts,
+    _scan,
 )
 from eventsp.events.filters import Filter
-from eventsp.events.kernels import _scan
 from eventsp.events.state import NO_MEMORY, EncoderState, init_counters, new_state
 
 __all__ = ["EncoderState", "FrameEncoder", "Representation", "encode_stream"]

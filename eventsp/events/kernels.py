@@ -51,31 +51,6 @@ _FRAMES = types.Array(types.float32, 4, "C")
 _SURFACE_FLOOR = 1e-50
 
 
-@jit([types.UniTuple(types.int64, 3)(_EV, _I64, _I64, _I64)])  # type: ignore[list-item]
-def _scan(events, W, H, P):
-    """One branch-free pass over a packet: returns ``(flags, t_first, t_last)``, ``flags`` a bit
-    set of ``UNSORTED`` (t decreases somewhere), ``OFF_SENSOR`` (a coordinate outside
-    ``W x H``) and ``POLARITY`` (ON events, P == 1); times are 0 for an empty packet."""
-    n = events.shape[0]
-    if n == 0:
-        return np.int64(0), np.int64(0), np.int64(0)
-    unsorted = False
-    off_sensor = False
-    on = False
-    previous = events[0].t
-    for i in range(n):
-        t = events[i].t
-        # Unsigned compares catch negative coordinates too.
-        off_sensor |= (np.uint64(np.int64(events[i].x)) >= np.uint64(W)) | (
-            np.uint64(np.int64(events[i].y)) >= np.uint64(H)
-        )
-        on |= events[i].p
-        unsorted |= t < previous
-        previous = t
-    flags = np.int64(unsorted) | (np.int64(off_sensor) << 1) | (np.int64(on and P == 1) << 2)
-    return flags, events[0].t, previous
-
-
 @jit([types.int64(_EV, _I64, _I64)])  # type: ignore[list-item]
 def _lower_bound(events, t, lo):
     """The first index ``i >= lo`` of time-sorted ``events`` with ``events[i].t >= t``."""
