@@ -59,11 +59,12 @@ from eventsp.train.lmu.kws_data import (
     spec_augment,
     stack_frames,
 )
+from eventsp.train.lmu.kws_distill import distill_loss, load_teachers, teacher_posteriors
 from eventsp.train.lmu.kws_synth import load_synth
 from eventsp.train.lmu.model import HybridLMU, LMUConfig
 from eventsp.train.lmu.quantizer import BitsAccumulator, DtSchedule
 
-__all__ = ["KWS_LABELS", "SpeechSet", "load_speech_commands", "main"]
+__all__ = ["KWS_LABELS", "SpeechSet", "limit_sets", "load_speech_commands", "main"]
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,17 @@ def load_speech_commands(root: Path) -> dict[str, SpeechSet]:
         k: SpeechSet(np.stack(a), np.asarray(y, np.int64), tuple(f))
         for k, (a, y, f) in parts.items()
     }
+
+
+def limit_sets(sets: dict[str, SpeechSet], limit: int) -> dict[str, SpeechSet]:
+    """At most ``limit`` clips of each split, spread over its classes (0: all; for tests)."""
+    if not limit:
+        return sets
+    out = {}
+    for k, s in sets.items():
+        every = max(1, len(s.audio) // limit)
+        out[k] = SpeechSet(s.audio[::every][:limit], s.labels[::every][:limit], s.files)
+    return out
 
 
 def augment(
@@ -166,6 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="also try the mean weights of the last N epochs (kept if validation says so)",
     )
+    p.add_argument(
+        "--teacher",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="distil from these kws_teacher checkpoints (their mean posterior)",
+    )
+    p.add_argument("--distill-weight", type=float, default=0.5, help="weight of the teacher KL")
+    p.add_argument("--distill-temperature", type=float, default=2.0)
     p.add_argument("--init", type=Path, default=None, help="start from this checkpoint")
     p.add_argument("--test", action="store_true", help="evaluate the test split at the end")
     p.add_argument("--export", type=Path, default=None, help="also write the model here")
@@ -209,16 +230,9 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
         raise ValueError(f"--stack is {args.stack}; expected >= 1 (frames per network step)")
     loop.seed_everything(args.seed)
     rng = np.random.default_rng(args.seed)
-    sets = load_speech_commands(args.data / "speech" / "speech_commands_v2_test_dev")
-    if args.limit:
-        sets = {
-            k: SpeechSet(
-                s.audio[:: max(1, len(s.audio) // args.limit)][: args.limit],
-                s.labels[:: max(1, len(s.audio) // args.limit)][: args.limit],
-                s.files,
-            )
-            for k, s in sets.items()
-        }
+    sets = limit_sets(
+        load_speech_commands(args.data / "speech" / "speech_commands_v2_test_dev"), args.limit
+    )
     front = LogMelConfig(sample_rate=SAMPLE_RATE)
     train, val, test = sets["train"], sets["val"], sets["test"]
     noise = train.audio[train.labels == KWS_LABELS.index("_silence_")]
@@ -229,6 +243,7 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
     real_audio = np.concatenate([train.audio, v1_audio])
     real_labels = np.concatenate([train.labels, v1_labels])
     synth = load_synth(args.synth_dir) if args.synth_dir is not None else None
+    teachers = load_teachers(args.teacher) if args.teacher else []
 
     def norm(f: np.ndarray) -> np.ndarray:
         """Standardised, then ``--stack`` frames side by side: ``(N, T // S, S * n_mels)``."""
@@ -278,8 +293,12 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
         waves = augment(
             mix_clips(audio, real_audio, args.mix_prob, rng), noise, rng, args.noise_max
         )
-        x_train = torch.from_numpy(norm(features(waves, front)))
+        logmel = features(waves, front)
+        x_train = torch.from_numpy(norm(logmel))
         y_train = torch.from_numpy(labels)
+        soft = None
+        if teachers:  # the teachers see the same augmented clips, without SpecAugment masks
+            soft = teacher_posteriors(teachers, logmel, args.distill_temperature)
         order = torch.randperm(len(x_train), generator=generator)
         batches = list(order.split(args.batch_size))
         loss_sum = 0.0
@@ -288,7 +307,18 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
             x = x_train[idx]
             if args.spec_augment:
                 x = spec_augment(x, generator)
-            if args.frames == 1:
+            if soft is not None:
+                some = None if args.frames == 1 else args.frames
+                logits = net(x, dt, generator=generator, frames=some)
+                loss = distill_loss(
+                    logits,
+                    y_train[idx],
+                    soft[idx],
+                    args.distill_weight,
+                    args.distill_temperature,
+                    args.label_smoothing,
+                )
+            elif args.frames == 1:
                 loss = loss_fn(net(x, dt, generator=generator), y_train[idx])
             else:
                 logits = net(x, dt, generator=generator, frames=args.frames)
@@ -396,6 +426,9 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
             },
             "epochs": args.epochs,
             "frames_supervised": args.frames,
+            "teachers": [str(t) for t in args.teacher or ()],
+            "distill_weight": args.distill_weight if args.teacher else 0.0,
+            "distill_temperature": args.distill_temperature,
             "init": None if args.init is None else str(args.init),
             "init_epoch": init_epoch,
             "seed": args.seed,
