@@ -56,6 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--T", type=int, default=8, help="time steps per image (default: %(default)s)")
     a("--bits", type=int, nargs="*", default=[8], help="weight precision stages, e.g. 8 4 2")
     a("--fan-in", type=int, default=None, help="max incoming connections per neuron")
+    a(
+        "--acc-shift",
+        type=int,
+        default=None,
+        help="extra fractional bits of quantised layers' membranes (0..16; default: per layer, "
+        "the fewest that round the threshold within 1%%)",
+    )
     a("--no-readout-fan-in", action="store_true", help="--fan-in spares the readout layer")
     a("--batch-size", type=int, default=128)
     a("--lr", type=float, default=2e-3, help="ANN learning rate")
@@ -156,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
             patience=args.patience,
             bits=tuple(args.bits),
             fan_in=args.fan_in,
+            acc_shift=args.acc_shift,
             readout_fan_in=not args.no_readout_fan_in,
             epoch_samples=args.epoch_samples,
             augment=augment,

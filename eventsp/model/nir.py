@@ -130,6 +130,8 @@ def _export_node(nir: Any, node: Node, in_shape: tuple, out_shape: tuple, dt: fl
         extra["has_bias"] = int(node.bias is not None)
         if node.weight_bits is not None:
             extra.update(weight_bits=node.weight_bits, weight_scale=node.weight_scale)
+        if node.acc_shift:  # fixed-point rounding only: the real weights below are unchanged
+            extra["acc_shift"] = node.acc_shift
         weight = node.real_weight()
         bias = np.zeros(weight.shape[0], np.float32) if node.bias is None else node.bias
         if isinstance(node, Conv2d):
@@ -444,7 +446,14 @@ def _weights(raw: Any, meta: dict[str, Any], weight: np.ndarray | None = None) -
     bits, scale = int(meta["weight_bits"]), float(meta["weight_scale"])
     dtype = np.int8 if bits <= 8 else np.int16
     integer = np.rint(weight.astype(np.float64) / scale).astype(dtype)
-    return integer, {"weight_bits": bits, "weight_scale": scale}
+    return integer, {"weight_bits": bits, "weight_scale": scale, "acc_shift": _shift(meta)}
+
+
+def _shift(meta: dict[str, Any]) -> int:
+    shift = meta.get("acc_shift", 0)
+    if isinstance(shift, np.ndarray):  # metadata may come back from NIR files as arrays
+        shift = shift.item()
+    return int(shift)
 
 
 def _pair(value: Any) -> tuple[int, int]:

@@ -20,6 +20,7 @@ import numpy as np
 __all__ = [
     "IF",
     "LIF",
+    "MAX_ACC_SHIFT",
     "NODE_TYPES",
     "STATEFUL",
     "Add",
@@ -44,6 +45,9 @@ __all__ = [
 ]
 
 Shape = tuple[int, ...]
+
+
+MAX_ACC_SHIFT = 16  # most extra fractional accumulator bits of a synaptic node (acc_shift)
 
 
 class GraphError(ValueError):
@@ -253,6 +257,24 @@ class Synaptic(Node):
                     f"{name}.weight spans [{w.min()}, {w.max()}], outside the "
                     f"{self.weight_bits}-bit range [{lo}, {hi}]"
                 )
+        shift = self.acc_shift
+        if isinstance(shift, bool) or int(shift) != shift or not 0 <= shift <= MAX_ACC_SHIFT:
+            raise GraphError(
+                f"{name}.acc_shift is {shift!r}; expected an int in 0..{MAX_ACC_SHIFT} (the "
+                "extra fractional bits of the fixed-point accumulator)"
+            )
+        if shift and self.weight_bits is None:
+            raise GraphError(
+                f"{name}.acc_shift is {shift} but the weights are float; an accumulator shift "
+                "needs quantised weights (set weight_bits and weight_scale) or acc_shift=0"
+            )
+        object.__setattr__(self, "acc_shift", int(shift))
+
+    def to_dict(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        spec, arrays = super().to_dict()
+        if spec.get("acc_shift") == 0:  # the default is left out: files stay as before
+            del spec["acc_shift"]
+        return spec, arrays
 
     @property
     def quantized(self) -> bool:
@@ -274,6 +296,7 @@ class Dense(Synaptic):
     bias: np.ndarray | None = None
     weight_bits: int | None = None
     weight_scale: float | None = None
+    acc_shift: int = 0
 
     def __post_init__(self) -> None:
         self._check_synaptic()
@@ -303,6 +326,7 @@ class Conv2d(Synaptic):
     groups: int = 1
     weight_bits: int | None = None
     weight_scale: float | None = None
+    acc_shift: int = 0
 
     def __post_init__(self) -> None:
         self._check_synaptic()
@@ -346,6 +370,7 @@ class CausalConv1d(Synaptic):
     dilation: int = 1
     weight_bits: int | None = None
     weight_scale: float | None = None
+    acc_shift: int = 0
 
     def __post_init__(self) -> None:
         self._check_synaptic()

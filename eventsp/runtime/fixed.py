@@ -10,8 +10,17 @@ Input
     ``x = clip(rnd(frame / s), -2**(B-1), 2**(B-1) - 1)``, scale ``s``. Without them the frame
     holds integers already (spikes, counts): ``x = rnd(frame)``, scale 1.
 Dense, Conv2d, CausalConv1d (weights must be quantised: ``weight_bits``/``weight_scale``)
-    ``acc = sum(q_w * x) + b`` in int64, with ``b = rnd(bias / s_out)`` added every frame and
-    ``s_out = weight_scale * s_in``. Zero padding, stride, groups and dilation as in float mode.
+    ``acc = (sum(q_w * x) << k) + b`` in int64, with ``k = acc_shift`` (0..16, default 0),
+    ``b = rnd(bias / s_out)`` added every frame and ``s_out = weight_scale * s_in / 2**k``.
+    Zero padding, stride, groups and dilation as in float mode. The shift gives the
+    accumulator (and so the membrane downstream) ``k`` fractional bits below one weight step
+    times one input unit: the weights stay 2..8-bit integers, the shift is what a chip or MCU
+    does with a barrel shifter, and every later rule (IF/LIF threshold ``rnd(th / s)``,
+    MultiSpike unit, pooling, Add scale check, Output) simply sees the finer scale ``s_out``.
+    Use it when ``th / s_out`` or ``bias / s_out`` would round coarsely (low-bit weights: at 4
+    bits a threshold of a few weight steps rounds by 10% or more). Float mode ignores
+    ``acc_shift`` (its weights are ``q_w * weight_scale``). With ``k = 0`` this is exactly the
+    rule of models written before the field existed.
 AvgPool2d / SumPool2d
     The integer window sum; the scale is ``s_in / (kh*kw)`` for AvgPool2d, ``s_in`` for SumPool2d.
 Flatten, Identity
@@ -107,7 +116,8 @@ class FixedProgram:
                     f"node {op.name!r} has float weights; fixed-point mode needs quantised "
                     "weights (see eventsp.runtime.quant.quantize_graph)"
                 )
-            op.scale = node.weight_scale * op.scale
+            op.scale = node.weight_scale * op.scale / 2.0**node.acc_shift
+            op.consts["shift"] = node.acc_shift
             op.consts["w"] = node.weight.astype(np.int64)
             bias = np.zeros(node.weight.shape[0]) if node.bias is None else node.bias
             op.consts["b"] = _rnd_int(bias.astype(np.float64) / op.scale)
@@ -184,7 +194,7 @@ class FixedProgram:
             return None, real.astype(np.float32)
         if isinstance(node, g.Dense):
             _count_synapses(cnt, x, node.weight.shape[0], node.weight.size)
-            return x @ op.consts["w"].T + op.consts["b"], None
+            return (x @ op.consts["w"].T << op.consts["shift"]) + op.consts["b"], None
         if isinstance(node, g.Conv2d):
             return _conv(op, x, cnt), None
         if isinstance(node, g.CausalConv1d):
@@ -192,14 +202,14 @@ class FixedProgram:
             ring = state.reshape(batch, ring_len, -1)
             w = op.consts["w"]
             k = w.shape[2]
-            y = np.broadcast_to(op.consts["b"], (batch, w.shape[0])).copy()
+            y = np.zeros((batch, w.shape[0]), np.int64)
             rows = np.arange(batch)
             ring[rows, steps % ring_len] = x
             for tap in range(k):
                 past = ring[rows, (steps - (k - 1 - tap) * node.dilation) % ring_len]
                 _count_synapses(cnt, past, w.shape[0], w.shape[0] * w.shape[1])
                 y += past @ w[:, :, tap].T
-            return y, None
+            return (y << op.consts["shift"]) + op.consts["b"], None
         if isinstance(node, g.AvgPool2d | g.SumPool2d):
             (kh, kw), (sh, sw) = node.kernel, node.stride
             _, _, ho, wo = (batch, *op.shape)
@@ -269,7 +279,7 @@ def _conv(op: _Op, x: np.ndarray, cnt: np.ndarray) -> np.ndarray:
     batch = x.shape[0]
     _, ho, wo = op.shape
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    y = np.broadcast_to(op.consts["b"][None, :, None, None], (batch, n_o, ho, wo)).copy()
+    y = np.zeros((batch, n_o, ho, wo), np.int64)
     effective = np.zeros(batch, np.int64)
     for ky in range(kh):
         for kx in range(kw):
@@ -284,4 +294,4 @@ def _conv(op: _Op, x: np.ndarray, cnt: np.ndarray) -> np.ndarray:
     cnt[:, lay.ACS] += np.where(binary, effective, 0)
     cnt[:, lay.MACS] += np.where(binary, 0, effective)
     cnt[:, lay.DENSE_OPS] += ho * wo * n_o * cin_pg * kh * kw
-    return y
+    return (y << op.consts["shift"]) + op.consts["b"][None, :, None, None]

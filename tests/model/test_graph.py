@@ -30,6 +30,9 @@ def _examples(rng: np.random.Generator) -> dict[str, g.Node]:
         "LMUMemory": g.LMUMemory(3, 10.0, rng.normal(size=(3, 3)), rng.normal(size=3)),
         "Readout": g.Readout("mean"),
         "QuantDense": g.Dense(w8, None, weight_bits=8, weight_scale=0.01),
+        "ShiftedConv": g.Conv2d(
+            w8[:4].reshape(3, 1, 2, 2), None, weight_bits=8, weight_scale=0.01, acc_shift=5
+        ),
     }
 
 
@@ -144,6 +147,31 @@ def test_shapes_of_strided_conv_pool_lmu_and_causal(rng):
         ),
         (lambda: g.Dense(np.zeros((2, 2), np.int8), weight_bits=4), "set both or neither"),
         (lambda: g.Dense(np.zeros((2, 2), np.int8), weight_bits=9, weight_scale=1.0), "2..8"),
+        (
+            lambda: g.Dense(
+                np.zeros((2, 2), np.int8), weight_bits=4, weight_scale=0.1, acc_shift=17
+            ),
+            r"acc_shift is 17; expected an int in 0\.\.16",
+        ),
+        (
+            lambda: g.Conv2d(
+                np.zeros((2, 1, 3, 3), np.int8), None, weight_bits=4, weight_scale=1.0, acc_shift=-1
+            ),
+            "acc_shift is -1",
+        ),
+        (
+            lambda: g.CausalConv1d(
+                np.zeros((2, 2, 3), np.int8), weight_bits=4, weight_scale=1.0, acc_shift=1.5
+            ),
+            "acc_shift is 1.5",
+        ),
+        (
+            lambda: g.Dense(
+                np.zeros((2, 2), np.int8), weight_bits=4, weight_scale=0.1, acc_shift=True
+            ),
+            "acc_shift is True",
+        ),
+        (lambda: g.Dense(np.zeros((2, 2)), acc_shift=2), "needs quantised weights"),
         (lambda: g.Conv2d(np.zeros((3, 1, 3, 3)), groups=2), "groups"),
         (lambda: g.Conv2d(np.zeros((2, 1, 3, 3)), stride=0), "stride"),
         (lambda: g.LIF(decay=1.5), "decay"),
@@ -203,3 +231,17 @@ def test_real_weight_of_quantised_node():
     node = g.Dense(np.array([[-3, 2]], np.int8), weight_bits=3, weight_scale=0.5)
     assert node.quantized
     np.testing.assert_array_equal(node.real_weight(), np.array([[-1.5, 1.0]], np.float32))
+
+
+def test_acc_shift_default_is_left_out_of_the_spec():
+    w = np.array([[1, -2]], np.int8)
+    plain = g.Dense(w, None, weight_bits=4, weight_scale=0.5)
+    assert plain.acc_shift == 0
+    assert "acc_shift" not in plain.to_dict()[0]  # files written before the field: unchanged
+    shifted = g.Dense(w, None, weight_bits=4, weight_scale=0.5, acc_shift=np.int64(4))
+    spec = shifted.to_dict()[0]
+    assert spec["acc_shift"] == 4
+    assert type(spec["acc_shift"]) is int
+    assert g.node_from_dict(spec, {"weight": w}).acc_shift == 4
+    del spec["acc_shift"]
+    assert g.node_from_dict(spec, {"weight": w}).acc_shift == 0

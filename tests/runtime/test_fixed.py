@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -153,3 +155,107 @@ def test_fixed_mode_refuses_what_it_cannot_run(rng):
     net = Network(q_mlp(rng), mode="fixed")
     with pytest.raises(ValueError, match="does not belong"):
         net.run(np.zeros((1, 1, 12)), Network(q_mlp(rng)).init_state(1))
+
+
+def _with_shifts(graph: g.Graph, shifts: dict[str, int]) -> g.Graph:
+    nodes = {n: dataclasses.replace(v, acc_shift=shifts[n]) if n in shifts else v
+             for n, v in graph.nodes.items()}  # fmt: skip
+    return g.Graph(nodes, graph.edges)
+
+
+def _expanded(graph: g.Graph) -> g.Graph:
+    """The spec's equivalent without shifts: ``(sum(q*x) << k) == sum((q * 2**k) * x)`` with
+    weight scale ``scale / 2**k``, so the accumulator scale ``s_out`` is the same. Run through
+    the slow reference ``naive_fixed_run`` (which knows nothing of ``acc_shift``)."""
+    nodes = {}
+    for name, node in graph.nodes.items():
+        if isinstance(node, g.Dense | g.Conv2d | g.CausalConv1d) and node.acc_shift:
+            k = node.acc_shift
+            w = node.weight.astype(np.int16) * 2**k
+            assert np.abs(w).max() <= 127, "keep the expanded weights within 8 bits"
+            node = dataclasses.replace(
+                node, weight=w, weight_bits=8, weight_scale=node.weight_scale / 2**k, acc_shift=0
+            )
+        nodes[name] = node
+    return g.Graph(nodes, graph.edges)
+
+
+@pytest.mark.parametrize("shift", [1, 4])
+def test_acc_shift_mlp_is_bit_exact_with_the_reference(rng, shift):
+    graph = _with_shifts(q_mlp(rng, 3), {"fc1": shift, "fc2": 3, "fc3": shift})
+    xs = rng.normal(0, 1.5, (40, 2, 12)).astype(np.float32)
+    outs, _ = Network(graph, mode="fixed").run(xs, Network(graph, "fixed").init_state(2))
+    np.testing.assert_array_equal(outs, naive_fixed_run(_expanded(graph), xs))
+    assert np.abs(outs).sum() > 0, "the test network should produce output"
+    plain = q_mlp(np.random.default_rng(0), 3)  # not the same weights: shifts must matter
+    assert not np.array_equal(
+        outs, Network(plain, "fixed").run(xs, Network(plain, "fixed").init_state(2))[0]
+    )
+
+
+def test_acc_shift_conv_and_causal_conv_are_bit_exact(rng):
+    graph = _with_shifts(q_conv(rng, 4), {"c1": 2, "c2": 2, "fc": 3})  # Add: equal scales
+    xs = (rng.random((12, 2, 2, 7, 7)) < 0.3).astype(np.float32)
+    outs, _ = Network(graph, mode="fixed").run(xs, Network(graph, "fixed").init_state(2))
+    np.testing.assert_array_equal(outs, naive_fixed_run(_expanded(graph), xs))
+    tc = quantize_graph(
+        g.Graph.chain(
+            [
+                ("in", g.Input((3,), 6, 0.1)),
+                ("tc", g.CausalConv1d(rng.normal(0, 0.5, (4, 3, 3)), rng.normal(0, 0.1, 4), 2)),
+                ("n", g.IF(0.5)),
+                ("r", g.Readout("sum")),
+                ("out", g.Output((4,))),
+            ]
+        ),
+        4,
+    )
+    tc = _with_shifts(tc, {"tc": 3})
+    xs = rng.normal(0, 1, (25, 3, 3)).astype(np.float32)
+    net = Network(tc, mode="fixed")
+    np.testing.assert_array_equal(
+        net.run(xs, net.init_state(3))[0], naive_fixed_run(_expanded(tc), xs)
+    )
+
+
+def test_acc_shift_refines_threshold_and_bias_rounding():
+    # One 4-bit weight q=3 of scale 0.25 (w = 0.75), bias 0.3, IF threshold 1.1, input 1.
+    # k=0: unit 0.25: b = rnd(1.2) = 1, T = rnd(4.4) = 4; v = 3+1 = 4 per frame -> spikes 1,1,1.
+    # k=3: unit 1/32: b = rnd(9.6) = 10, T = rnd(35.2) = 35; v += 24+10 = 34 per frame:
+    #   34 (no), 68 -> 33, 67 -> 32, 66 -> 31  => spikes 0,1,1,1 (the real rate 1.05/1.1 < 1).
+    def run(k):
+        graph = g.Graph.chain(
+            [
+                ("in", g.Input((1,))),
+                (
+                    "fc",
+                    g.Dense(
+                        np.array([[3]], np.int8),
+                        np.array([0.3], np.float32),
+                        weight_bits=4,
+                        weight_scale=0.25,
+                        acc_shift=k,
+                    ),
+                ),
+                ("n", g.IF(1.1)),
+                ("r", g.Readout("last")),
+                ("out", g.Output((1,))),
+            ]
+        )
+        net = Network(graph, mode="fixed")
+        return net.run(np.ones((4, 1, 1), np.float32), net.init_state(1))[0][:, 0, 0]
+
+    np.testing.assert_array_equal(run(0), [1, 1, 1, 1])
+    np.testing.assert_array_equal(run(3), [0, 1, 1, 1])
+
+
+def test_acc_shift_is_ignored_in_float_mode(rng):
+    base = q_mlp(rng, 4, analog=False)
+    shifted = _with_shifts(base, {"fc1": 5, "fc2": 2})
+    xs = (rng.random((20, 2, 12)) < 0.4).astype(np.float32)
+    a, _ = Network(base).run(xs, Network(base).init_state(2))
+    b, _ = Network(shifted).run(xs, Network(shifted).init_state(2))
+    np.testing.assert_array_equal(a, b)
+    fa, _ = Network(base, "fixed").run(xs, Network(base, "fixed").init_state(2))
+    fb, _ = Network(shifted, "fixed").run(xs, Network(shifted, "fixed").init_state(2))
+    assert not np.array_equal(fa, fb), "in fixed mode the shift changes the rounding"

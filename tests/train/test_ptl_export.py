@@ -79,9 +79,11 @@ def test_runtime_is_bit_exact_with_trainer_simulation(trained, mnist, tmp_path, 
     rec = model.simulate(torch.from_numpy(images).float() / 255)
     net = _network(loaded.graph, mode)
     outs, state = _runtime(net, images, model.T)
-    # Output: the readout's sum over T, as integers, identical.
-    np.testing.assert_array_equal(outs[-1], rec.logits.numpy().astype(np.float32))
-    assert np.all(outs[-1] == np.round(outs[-1]))
+    # Output: the readout's sum over T, as integers in units of 2**-acc_shift, identical.
+    step = 2.0 ** -loaded.metadata["acc_shifts"][-1]
+    want = (rec.logits.numpy().astype(np.float64) * step).astype(np.float32)
+    np.testing.assert_array_equal(outs[-1], want)
+    assert np.all(outs[-1] / step == np.round(outs[-1] / step))
     # Spikes per layer per image identical.
     counters = net.counters(state)
     for b in range(len(images)):
@@ -91,8 +93,10 @@ def test_runtime_is_bit_exact_with_trainer_simulation(trained, mnist, tmp_path, 
     p = layer.fixed_params(1 / 255)
     x = torch.from_numpy(images).float()
     drive = layer.synapse(x * model.T, p.weight, None) + model.T * p.bias.view(-1, 1, 1)
-    v_expected = drive - p.threshold * rec.counts[0]
-    np.testing.assert_array_equal(net.node_state(state, "if0"), v_expected.numpy())
+    v_expected = (drive - p.threshold * rec.counts[0]).numpy()
+    if mode == "float":  # real membranes: integers in units of 2**-acc_shift
+        v_expected = v_expected * 2.0**-p.shift
+    np.testing.assert_array_equal(net.node_state(state, "if0"), v_expected)
     # Accuracy on the same digits is what the simulation says, and above chance.
     pred = outs[-1].argmax(1)
     assert (pred == rec.logits.argmax(1).numpy()).all()

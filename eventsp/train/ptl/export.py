@@ -5,13 +5,16 @@ The graph is a chain ``Input -> [Conv2d|Dense -> IF]* -> (Flatten) -> Dense -> R
 ``T`` frames; the class is the argmax of the last frame's output (the readout's sum).
 
 Quantised layers are written in fixed-point form in their integer membrane units: integer
-weights (``weight_bits`` bits, int8) with ``weight_scale = 1``, an integer-valued bias and an
-integer IF threshold. The per-layer real scale ``u`` (see ``network``) divides out because an
-IF neuron's output spike does not depend on the units of its membrane, so it is kept only as
-metadata (``layer_units``). Every quantity the runtime sees is then an integer and every sum
-stays below 2**24: the runtime computes exactly what :meth:`TandemNet.simulate` computes, in
-its float mode as well as in a fixed-point mode. Float layers (``bits == 0``) are written with
-their real weights, the input amplitude folded in.
+weights (``weight_bits`` bits, int8) with ``weight_scale = 1`` and the layer's ``acc_shift``
+``k``, a bias ``b_int / 2**k`` and an IF threshold ``θ_int / 2**k`` (the runtime's
+accumulator unit is ``2**-k`` here, so it rounds them back to exactly ``b_int`` and
+``θ_int``). The per-layer real scale ``u`` (see ``network``) divides out because an IF
+neuron's output spike does not depend on the units of its membrane, so it is kept only as
+metadata (``layer_units``, with ``acc_shifts``). Every quantity the runtime sees is then an
+integer (times ``2**-k``) and every sum stays below 2**24: the runtime computes exactly what
+:meth:`TandemNet.simulate` computes, in its float mode as well as in a fixed-point mode.
+Float layers (``bits == 0``) are written with their real weights, the input amplitude folded
+in.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ EXACT_LIMIT = 2**24
 def to_graph(model: TandemNet) -> tuple[g.Graph, dict[str, Any]]:
     """The runtime graph of a fully converted ``model`` and facts for the metadata."""
     nodes: list[tuple[str, g.Node]] = [("input", g.Input(shape=model.in_shape))]
-    amp, units, thresholds, bits = PIXEL_SCALE, [], [], []
+    amp, units, thresholds, bits, shifts = PIXEL_SCALE, [], [], [], []
     flat = False
     for k, layer in enumerate(model.layers):
         if not layer.readout and not bool(layer.spiking):
@@ -47,17 +50,20 @@ def to_graph(model: TandemNet) -> tuple[g.Graph, dict[str, Any]]:
         n_bits = int(layer.bits)
         if n_bits > 0:
             p = layer.fixed_params(amp)
-            weight = p.weight.numpy().astype(np.int8)
-            bias = p.bias.numpy().astype(np.float32)
-            quant = {"weight_bits": n_bits, "weight_scale": 1.0}
-            thr, units_k, out_amp = p.threshold, p.unit, p.out_amplitude
-            _check_exact(k, weight, bias, thr, model.T, first=k == 0)
+            step = 2.0**p.shift
+            _check_exact(k, p.weight.numpy(), p.bias.numpy(), p.threshold, model.T, k == 0)
+            weight = (p.weight.numpy().astype(np.float64) / step).astype(np.int8)
+            bias = (p.bias.numpy().astype(np.float64) / step).astype(np.float32)
+            quant = {"weight_bits": n_bits, "weight_scale": 1.0, "acc_shift": p.shift}
+            thr, units_k, out_amp = p.threshold / step, p.unit, p.out_amplitude
+            shifts.append(p.shift)
         else:
             w = (layer.syn.weight.detach() * layer.mask).numpy().astype(np.float64)
             weight = (w * amp).astype(np.float32)  # amp: 1/255 for pixels, θ for spikes
             bias = layer.syn.bias.detach().numpy().astype(np.float32)
             quant = {}
             thr, units_k, out_amp = float(layer.threshold), 1.0, float(layer.threshold)
+            shifts.append(0)
         if layer.spec.kind == "conv":
             syn = g.Conv2d(
                 weight=weight,
@@ -82,6 +88,7 @@ def to_graph(model: TandemNet) -> tuple[g.Graph, dict[str, Any]]:
     facts = {
         "layer_units": units,
         "layer_bits": bits,
+        "acc_shifts": shifts,
         "thresholds": thresholds,
         "fan_in": [int((layer.mask.flatten(1) != 0).sum(1).max()) for layer in model.layers],
     }
@@ -91,6 +98,7 @@ def to_graph(model: TandemNet) -> tuple[g.Graph, dict[str, Any]]:
 def _check_exact(
     k: int, weight: np.ndarray, bias: np.ndarray, thr: float, T: int, first: bool
 ) -> None:
+    # weight: the effective integer weight (times 2**acc_shift), bias and thr integers.
     fan_in = np.abs(weight.reshape(weight.shape[0], -1).astype(np.int64)).sum(1).max()
     peak = fan_in * (255 if first else 1) + np.abs(bias).max() + thr
     if peak * T >= EXACT_LIMIT:

@@ -20,12 +20,21 @@ Hardware constraints, per layer: ``mask`` keeps at most ``fan_in`` incoming weig
 neuron (largest magnitudes), and ``bits`` > 0 quantises weights to signed ``bits``-bit integers
 with one scale per layer, ``s = max|W| / (2**(bits-1) - 1)`` (straight-through gradient).
 
-Fixed point (``bits`` > 0): the membrane is an integer in units ``u = s * a_in``, where
-``a_in`` is the real amplitude of one input unit (``1/255`` for 8-bit pixels, the effective
-threshold θ' of the layer below for spikes). Bias and threshold are rounded to that unit,
-``b_int = round(b / u)``, ``θ_int = max(1, round(θ / u))``, and the effective threshold is
-``θ' = θ_int u``. All spiking arithmetic is then on integers held exactly in float32 (sums stay
-far below 2**24), so :meth:`TandemNet.simulate` is bit-exact with an integer runtime.
+Fixed point (``bits`` > 0): the membrane is an integer in units ``u = s * a_in / 2**k``,
+where ``a_in`` is the real amplitude of one input unit (``1/255`` for 8-bit pixels, the
+effective threshold θ' of the layer below for spikes) and ``k`` is the layer's accumulator
+shift (``acc_shift``, the runtime's field of the same name): the integer weighted sum is
+shifted left by ``k`` bits, so the membrane has ``k`` fractional bits below one weight step.
+Bias and threshold are rounded to that unit, ``b_int = round(b / u)``,
+``θ_int = max(1, round(θ / u))``, and the effective threshold is ``θ' = θ_int u``. All spiking
+arithmetic is then on integers held exactly in float32 (sums stay below 2**24), so
+:meth:`TandemNet.simulate` is bit-exact with an integer runtime.
+
+Choosing ``k`` (:func:`auto_acc_shift`, at each ``bits`` stage): the smallest shift at which
+rounding moves the threshold by at most 1% (``θ / u >= 50``; for the readout, its largest bias
+``|b| / u >= 50``), capped so that the worst-case membrane over ``T`` steps stays below
+``2**23`` (and at 16). With 8-bit weights the weight step is fine already and ``k`` is 0 or 1;
+with 4 bits a spiking layer whose threshold is a few weight steps needs 3-4 bits.
 """
 
 from __future__ import annotations
@@ -115,15 +124,37 @@ ARCHS: dict[str, tuple[LayerSpec, ...]] = {
 }
 
 
+MAX_ACC_SHIFT = 16
+
+
 class FixedParams(NamedTuple):
     """A layer's fixed-point form: integer weight/bias/threshold in membrane units ``unit``."""
 
-    weight: torch.Tensor  # integer values (float tensor), masked
+    weight: torch.Tensor  # integer values (float tensor), masked, times 2**shift
     bias: torch.Tensor  # integer values
     threshold: float  # integer value (0 for the readout)
     scale: float  # weight scale s
-    unit: float  # membrane unit u = s * a_in
+    unit: float  # membrane unit u = s * a_in / 2**shift
     out_amplitude: float  # θ' = θ_int * u: real value of one output spike
+    shift: int = 0  # accumulator shift: weight == int_weight * 2**shift
+
+
+def auto_acc_shift(
+    reference: float, unit: float, fan_in: int, bits: int, in_max: int, T: int
+) -> int:
+    """The smallest shift ``k`` with ``reference / (unit / 2**k) >= 50`` (rounding to the unit
+    moves ``reference`` by <= 1%), capped so that ``fan_in * 2**(bits-1) * in_max * 2**k * T``
+    stays below ``2**23`` (float32-exact sums with a 2x margin) and at ``MAX_ACC_SHIFT``."""
+    peak = max(1, fan_in) * 2 ** (bits - 1) * in_max * T
+    cap = 0
+    while cap < MAX_ACC_SHIFT and peak * 2 ** (cap + 1) < 2**23:
+        cap += 1
+    if reference <= 0 or unit <= 0:
+        return 0
+    k = 0
+    while k < cap and reference / (unit / 2**k) < 50:
+        k += 1
+    return k
 
 
 class TandemLayer(nn.Module):
@@ -152,6 +183,12 @@ class TandemLayer(nn.Module):
         self.register_buffer("frozen", torch.zeros((), dtype=torch.bool))
         self.register_buffer("bits", torch.zeros((), dtype=torch.int64))
         self.register_buffer("mask", torch.ones_like(self.syn.weight))
+        self.register_buffer("acc_shift", torch.zeros((), dtype=torch.int64))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Checkpoints written before acc_shift existed hold no such buffer: shift 0.
+        state_dict.setdefault(prefix + "acc_shift", torch.zeros((), dtype=torch.int64))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # -- weights ---------------------------------------------------------------------------
     def weight_scale(self) -> float:
@@ -178,13 +215,24 @@ class TandemLayer(nn.Module):
         """The integer form of this layer for inputs of real amplitude ``in_amplitude``."""
         if int(self.bits) <= 0:
             raise ValueError("fixed_params needs a quantised layer (bits > 0)")
-        s = self.weight_scale()
-        unit = s * in_amplitude
+        s, shift = self.weight_scale(), int(self.acc_shift)
+        unit = s * in_amplitude / 2**shift
+        weight = self.int_weight() * 2**shift
         bias = torch.round(self.syn.bias.detach() / unit)
         if self.readout:
-            return FixedParams(self.int_weight(), bias, 0.0, s, unit, 0.0)
+            return FixedParams(weight, bias, 0.0, s, unit, 0.0, shift)
         thr = max(1.0, round(float(self.threshold) / unit))
-        return FixedParams(self.int_weight(), bias, thr, s, unit, thr * unit)
+        return FixedParams(weight, bias, thr, s, unit, thr * unit, shift)
+
+    def choose_acc_shift(self, in_amplitude: float, T: int, first: bool) -> int:
+        """:func:`auto_acc_shift` for this quantised layer with inputs of ``in_amplitude``."""
+        unit = self.weight_scale() * in_amplitude
+        if self.readout:
+            reference = float(self.syn.bias.detach().abs().max())
+        else:
+            reference = float(self.threshold)
+        fan_in = int((self.mask.flatten(1) != 0).sum(1).max())
+        return auto_acc_shift(reference, unit, fan_in, int(self.bits), 255 if first else 1, T)
 
     def synapse(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
         if self.spec.kind == "conv":
@@ -329,6 +377,28 @@ class TandemNet(nn.Module):
             cur = layer.synapse(inp.flatten(0, 1), w, b)
             current = cur.view(T, inp.shape[1], *cur.shape[1:])
         return if_neurons(current, thr, T, constant=analog), out_amp
+
+    def input_amplitude(self, k: int) -> float:
+        """The real amplitude of one input unit of layer ``k`` (pixels: 1/255; spikes: the
+        effective threshold θ' of layer ``k - 1``)."""
+        amp = PIXEL_SCALE
+        for layer in self.layers[:k]:
+            if int(layer.bits) > 0:
+                amp = layer.fixed_params(amp).out_amplitude
+            else:
+                amp = float(layer.threshold)
+        return amp
+
+    @torch.no_grad()
+    def set_acc_shift(self, k: int, shift: int | None = None) -> int:
+        """Set layer ``k``'s accumulator shift (``None``: :meth:`TandemLayer.choose_acc_shift`)."""
+        layer = self.layers[k]
+        if shift is None:
+            shift = layer.choose_acc_shift(self.input_amplitude(k), self.T, first=k == 0)
+        if int(shift) != shift or not 0 <= shift <= MAX_ACC_SHIFT:
+            raise ValueError(f"acc_shift is {shift!r}; expected an int in 0..{MAX_ACC_SHIFT}")
+        layer.acc_shift.fill_(int(shift))
+        return int(shift)
 
     @torch.no_grad()
     def simulate(self, x: torch.Tensor) -> SpikeRecord:

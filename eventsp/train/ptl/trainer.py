@@ -23,7 +23,7 @@ from torch.utils.data import TensorDataset
 
 from eventsp.train import loop
 from eventsp.train.data.images import ImageSplits
-from eventsp.train.ptl.network import TandemNet, build
+from eventsp.train.ptl.network import MAX_ACC_SHIFT, TandemNet, build
 from eventsp.train.ptl.schedule import Patience, Stage, plan_stages
 
 
@@ -43,6 +43,7 @@ class PTLConfig:
     patience: int = 2
     bits: tuple[int, ...] = ()
     fan_in: int | None = None
+    acc_shift: int | None = None  # accumulator shift of quantised layers (None: automatic)
     readout_fan_in: bool = True  # False: the fan-in limit spares the non-spiking readout
     epoch_samples: int | None = None  # samples per epoch after the ANN stage (None: all)
     init_ann: str | None = None  # an ann.pt of an earlier run: skip ANN pre-training
@@ -66,6 +67,11 @@ class PTLConfig:
                 f"epoch_samples {self.epoch_samples} is below batch_size {self.batch_size}"
             )
         plan_stages(2, self.bits, self.fan_in)  # validates bits and fan-in
+        if self.acc_shift is not None and not 0 <= self.acc_shift <= MAX_ACC_SHIFT:
+            raise ValueError(
+                f"acc_shift is {self.acc_shift!r}; expected an int in 0..{MAX_ACC_SHIFT} "
+                "(or None to choose it per layer)"
+            )
         if self.augment not in AUGMENTATIONS:
             raise ValueError(
                 f"augment is {self.augment!r}; expected one of {AUGMENTATIONS} "
@@ -159,8 +165,13 @@ def calibrate(model: TandemNet, layer: int, x: np.ndarray, percentile: float = 9
     return max(float(torch.quantile(a, percentile / 100.0)), 1e-6)
 
 
-def apply_stage(model: TandemNet, stage: Stage, calib_x: np.ndarray) -> None:
-    """Do what entering ``stage`` does to the network (convert, prune, quantise)."""
+def apply_stage(
+    model: TandemNet, stage: Stage, calib_x: np.ndarray, acc_shift: int | None = None
+) -> None:
+    """Do what entering ``stage`` does to the network (convert, prune, quantise).
+
+    A ``bits`` stage also sets the layer's accumulator shift: ``acc_shift``, or the automatic
+    choice of :meth:`TandemNet.set_acc_shift` when it is None."""
     if stage.action in ("ann", "final"):
         return
     layer = model.layers[stage.layer]
@@ -172,6 +183,7 @@ def apply_stage(model: TandemNet, stage: Stage, calib_x: np.ndarray) -> None:
         layer.set_fan_in(stage.value)
     elif stage.action == "bits":
         layer.bits.fill_(stage.value)
+        model.set_acc_shift(stage.layer, acc_shift)
 
 
 def set_trainable(model: TandemNet, stage: Stage, stages: list[Stage]) -> None:
@@ -300,15 +312,16 @@ def _train(config, splits, run_dir, env, resume, log) -> TandemNet:
             sched_state = None
         else:
             t0 = time.perf_counter()
-            apply_stage(model, stage, calib_x)
+            apply_stage(model, stage, calib_x, config.acc_shift)
             acc = evaluate(model, splits.x_val, splits.y_val, env)
             sched.best, sched.best_epoch = acc, 0
             best = copy.deepcopy(model.state_dict())
             if env.is_main:
                 loop.save_checkpoint(run_dir / "stage_best.pt", model=model, epoch=epoch)
             thr = [round(float(layer.threshold), 4) for layer in model.layers[:-1]]
+            shifts = [int(layer.acc_shift) for layer in model.layers]
             log(
-                f"[{stage.name}] entered: val_acc={acc:.4f} thresholds={thr} "
+                f"[{stage.name}] entered: val_acc={acc:.4f} thresholds={thr} shifts={shifts} "
                 f"({time.perf_counter() - t0:.1f} s)"
             )
             metrics.log(epoch=epoch, stage=stage.name, val_acc=acc, event="enter")
