@@ -21,8 +21,12 @@ Fixed-point fields (synaptic nodes :class:`Dense`, :class:`Conv2d`, :class:`Caus
 ``weight_bits`` (2..8) and ``weight_scale`` (> 0). When set, ``weight`` holds integers (int8 or
 int16) in ``[-2**(bits-1), 2**(bits-1) - 1]`` and the real weight is ``weight * weight_scale``.
 Biases and thresholds stay real numbers; the fixed-point runtime derives their integer forms
-(see ``eventsp.runtime.fixed``). :class:`Input` may carry ``quant_bits``/``quant_scale``, which
-say how an analog input is quantised in fixed-point mode.
+(see ``eventsp.runtime.fixed``). ``acc_shift`` (0..16, default 0, only with quantised weights)
+gives the fixed-point accumulator that many extra fractional bits: ``acc = (sum(q_w * x) <<
+acc_shift) + rnd(bias / s_acc)``, ``s_acc = weight_scale * s_in / 2**acc_shift``; float mode
+ignores it, and ``to_dict`` leaves the default out, so older files are unchanged.
+:class:`Input` may carry ``quant_bits``/``quant_scale``, which say how an analog input is
+quantised in fixed-point mode.
 """
 
 from __future__ import annotations
