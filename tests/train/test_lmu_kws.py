@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from eventsp.apps.kws import KeywordSpotter
+from eventsp.apps.kws import KeywordSpotter, speaker_of, speaker_split
 from eventsp.runtime import Network
 from eventsp.train.lmu.export import export_model
-from eventsp.train.lmu.kws import KWS_LABELS, augment, main, speaker_of, speaker_split
+from eventsp.train.lmu.kws import KWS_LABELS, augment, main
 from eventsp.train.lmu.kws_data import load_v1_subset, mix_clips, spec_augment, stack_frames
 from eventsp.train.lmu.model import HybridLMU, LMUConfig
 from eventsp.train.lmu.quantizer import quantize_sequential

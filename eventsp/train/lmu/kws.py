@@ -38,24 +38,25 @@ import argparse
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from eventsp.apps.kws import speaker_of, speaker_split
-from eventsp.audio import LogMelConfig, logmel_batch
+from eventsp.audio import LogMelConfig
 from eventsp.train import loop
 from eventsp.train.lmu.export import export_model
 from eventsp.train.lmu.kws_data import (
-    CLIP_SAMPLES,
     KWS_LABELS,
     SAMPLE_RATE,
+    SpeechSet,
+    augment,
+    epoch_clips,
+    features,
+    limit_sets,
+    load_speech_commands,
     load_v1_subset,
-    mix_clips,
-    read_clip,
     spec_augment,
     stack_frames,
 )
@@ -64,75 +65,15 @@ from eventsp.train.lmu.kws_synth import load_synth
 from eventsp.train.lmu.model import HybridLMU, LMUConfig
 from eventsp.train.lmu.quantizer import BitsAccumulator, DtSchedule
 
-__all__ = ["KWS_LABELS", "SpeechSet", "limit_sets", "load_speech_commands", "main"]
-
-
-@dataclass(frozen=True)
-class SpeechSet:
-    """One split: waveforms ``(N, 16000) float32``, labels ``(N,) int64``, file paths."""
-
-    audio: np.ndarray
-    labels: np.ndarray
-    files: tuple[str, ...]
-
-
-def load_speech_commands(root: Path) -> dict[str, SpeechSet]:
-    """The 12-class clips under ``root`` split by speaker: ``{"train", "val", "test"}``."""
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"Speech Commands folder {str(root)!r} is missing; pass --data pointing at the "
-            "shared data (with speech/speech_commands_v2_test_dev)"
-        )
-    parts: dict[str, tuple[list, list, list]] = {k: ([], [], []) for k in ("train", "val", "test")}
-    for label, name in enumerate(KWS_LABELS):
-        for path in sorted((root / name).glob("*.flac")):
-            audio, labels, files = parts[speaker_split(speaker_of(path))]
-            audio.append(read_clip(path))
-            labels.append(label)
-            files.append(str(path))
-    return {
-        k: SpeechSet(np.stack(a), np.asarray(y, np.int64), tuple(f))
-        for k, (a, y, f) in parts.items()
-    }
-
-
-def limit_sets(sets: dict[str, SpeechSet], limit: int) -> dict[str, SpeechSet]:
-    """At most ``limit`` clips of each split, spread over its classes (0: all; for tests)."""
-    if not limit:
-        return sets
-    out = {}
-    for k, s in sets.items():
-        every = max(1, len(s.audio) // limit)
-        out[k] = SpeechSet(s.audio[::every][:limit], s.labels[::every][:limit], s.files)
-    return out
-
-
-def augment(
-    audio: np.ndarray, noise: np.ndarray, rng: np.random.Generator, noise_max: float = 0.5
-) -> np.ndarray:
-    """Random time shift (+-100 ms), gain (+-6 dB) and background noise, per clip.
-
-    Noise (with probability 0.8) is a random ``noise`` clip scaled by ``U(0, noise_max)``.
-    """
-    out = np.empty_like(audio)
-    for i, clip in enumerate(audio):
-        shift = int(rng.integers(-1600, 1601))
-        shifted = np.zeros_like(clip)
-        if shift >= 0:
-            shifted[shift:] = clip[: CLIP_SAMPLES - shift]
-        else:
-            shifted[:shift] = clip[-shift:]
-        gain = 10 ** (rng.uniform(-6, 6) / 20)
-        mixed = shifted * gain
-        if len(noise) and rng.random() < 0.8:
-            mixed = mixed + noise[rng.integers(len(noise))] * rng.uniform(0.0, noise_max)
-        out[i] = mixed
-    return out
-
-
-def features(audio: np.ndarray, config: LogMelConfig) -> np.ndarray:
-    """Log-mel ``(N, frames, n_mels)`` float32 of equal-length clips."""
-    return logmel_batch(audio.astype(np.float32), config)
+__all__ = [
+    "KWS_LABELS",
+    "SpeechSet",
+    "augment",
+    "features",
+    "limit_sets",
+    "load_speech_commands",
+    "main",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -283,15 +224,15 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
     for epoch in range(args.epochs):
         tic = time.perf_counter()
         model.train()
-        audio, labels = real_audio, real_labels
-        if synth is not None and len(synth["labels"]):
-            pick = np.arange(len(synth["labels"]))
-            if 0 < args.synth_per_epoch < len(pick):
-                pick = rng.choice(pick, args.synth_per_epoch, replace=False)
-            audio = np.concatenate([audio, synth["audio"][pick]])
-            labels = np.concatenate([labels, synth["labels"][pick]])
-        waves = augment(
-            mix_clips(audio, real_audio, args.mix_prob, rng), noise, rng, args.noise_max
+        waves, labels = epoch_clips(
+            real_audio,
+            real_labels,
+            synth,
+            args.synth_per_epoch,
+            noise,
+            rng,
+            mix_prob=args.mix_prob,
+            noise_max=args.noise_max,
         )
         logmel = features(waves, front)
         x_train = torch.from_numpy(norm(logmel))

@@ -1,10 +1,14 @@
 """Extra training data and augmentation for the keyword-spotting trainer (``kws``).
 
+- :func:`load_speech_commands`: the 12-class clips split by speaker (:class:`SpeechSet` per
+  split); :func:`features`: their log-mel frames.
 - :func:`load_v1_subset`: the 300 real Speech Commands v0.01 clips of
   ``speech/speech_commands_v1_subset`` (30 words; the ten keywords keep their class, the other
   twenty words are ``_unknown_``), keeping only speakers that :func:`speaker_split` puts in
   "train": a speaker of the validation or test split never reaches training, whichever set
   the clip comes from.
+- :func:`augment`: time shift, gain and background noise per clip; :func:`epoch_clips`: one
+  epoch's training waveforms (real clips, a sample of espeak-ng clips, mixed and augmented).
 - :func:`mix_clips`: overlays another training clip, 10-25 dB below, on some clips (the label
   stays the louder clip's): background talkers.
 - :func:`stack_frames`: ``S`` consecutive frames side by side as one network input, so that
@@ -16,18 +20,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from eventsp.apps.kws import speaker_of, speaker_split
-from eventsp.audio import read_audio
+from eventsp.audio import LogMelConfig, logmel_batch, read_audio
 
 __all__ = [
     "CLIP_SAMPLES",
     "KWS_LABELS",
     "SAMPLE_RATE",
+    "SpeechSet",
+    "augment",
+    "epoch_clips",
+    "features",
+    "limit_sets",
+    "load_speech_commands",
     "load_v1_subset",
     "mix_clips",
     "read_clip",
@@ -127,3 +138,96 @@ def stack_frames(x: np.ndarray, stack: int) -> np.ndarray:
     N, T, F = x.shape
     steps = T // stack
     return np.ascontiguousarray(x[:, : steps * stack].reshape(N, steps, stack * F))
+
+
+def augment(
+    audio: np.ndarray, noise: np.ndarray, rng: np.random.Generator, noise_max: float = 0.5
+) -> np.ndarray:
+    """Random time shift (+-100 ms), gain (+-6 dB) and background noise, per clip.
+
+    Noise (with probability 0.8) is a random ``noise`` clip scaled by ``U(0, noise_max)``.
+    """
+    out = np.empty_like(audio)
+    for i, clip in enumerate(audio):
+        shift = int(rng.integers(-1600, 1601))
+        shifted = np.zeros_like(clip)
+        if shift >= 0:
+            shifted[shift:] = clip[: CLIP_SAMPLES - shift]
+        else:
+            shifted[:shift] = clip[-shift:]
+        gain = 10 ** (rng.uniform(-6, 6) / 20)
+        mixed = shifted * gain
+        if len(noise) and rng.random() < 0.8:
+            mixed = mixed + noise[rng.integers(len(noise))] * rng.uniform(0.0, noise_max)
+        out[i] = mixed
+    return out
+
+
+def epoch_clips(
+    real_audio: np.ndarray,
+    real_labels: np.ndarray,
+    synth: dict[str, np.ndarray] | None,
+    synth_per_epoch: int,
+    noise: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    mix_prob: float,
+    noise_max: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One epoch's ``(waveforms, labels)``: the real clips and ``synth_per_epoch`` random
+    synthetic ones (0: all), a ``mix_prob`` fraction overlaid with another real clip
+    (:func:`mix_clips`), then :func:`augment` ed with ``noise``."""
+    audio, labels = real_audio, real_labels
+    if synth is not None and len(synth["labels"]):
+        pick = np.arange(len(synth["labels"]))
+        if 0 < synth_per_epoch < len(pick):
+            pick = rng.choice(pick, synth_per_epoch, replace=False)
+        audio = np.concatenate([audio, synth["audio"][pick]])
+        labels = np.concatenate([labels, synth["labels"][pick]])
+    waves = augment(mix_clips(audio, real_audio, mix_prob, rng), noise, rng, noise_max)
+    return waves, labels
+
+
+@dataclass(frozen=True)
+class SpeechSet:
+    """One split: waveforms ``(N, 16000) float32``, labels ``(N,) int64``, file paths."""
+
+    audio: np.ndarray
+    labels: np.ndarray
+    files: tuple[str, ...]
+
+
+def load_speech_commands(root: Path) -> dict[str, SpeechSet]:
+    """The 12-class clips under ``root`` split by speaker: ``{"train", "val", "test"}``."""
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"Speech Commands folder {str(root)!r} is missing; pass --data pointing at the "
+            "shared data (with speech/speech_commands_v2_test_dev)"
+        )
+    parts: dict[str, tuple[list, list, list]] = {k: ([], [], []) for k in ("train", "val", "test")}
+    for label, name in enumerate(KWS_LABELS):
+        for path in sorted((root / name).glob("*.flac")):
+            audio, labels, files = parts[speaker_split(speaker_of(path))]
+            audio.append(read_clip(path))
+            labels.append(label)
+            files.append(str(path))
+    return {
+        k: SpeechSet(np.stack(a), np.asarray(y, np.int64), tuple(f))
+        for k, (a, y, f) in parts.items()
+    }
+
+
+def limit_sets(sets: dict[str, SpeechSet], limit: int) -> dict[str, SpeechSet]:
+    """At most ``limit`` clips of each split, spread over its classes (0: all; for tests)."""
+    if not limit:
+        return sets
+    out = {}
+    for k, s in sets.items():
+        every = max(1, len(s.audio) // limit)
+        out[k] = SpeechSet(s.audio[::every][:limit], s.labels[::every][:limit], s.files)
+    return out
+
+
+def features(audio: np.ndarray, config: LogMelConfig) -> np.ndarray:
+    """Log-mel ``(N, frames, n_mels)`` float32 of equal-length clips."""
+    return logmel_batch(audio.astype(np.float32), config)

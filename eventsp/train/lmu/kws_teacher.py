@@ -23,12 +23,14 @@ from torch import nn
 
 from eventsp.audio import LogMelConfig
 from eventsp.train import loop
-from eventsp.train.lmu.kws import augment, features, limit_sets, load_speech_commands
 from eventsp.train.lmu.kws_data import (
     KWS_LABELS,
     SAMPLE_RATE,
+    epoch_clips,
+    features,
+    limit_sets,
+    load_speech_commands,
     load_v1_subset,
-    mix_clips,
     spec_augment,
 )
 from eventsp.train.lmu.kws_distill import TeacherCNN, TeacherConfig, save_teacher
@@ -113,15 +115,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for epoch in range(args.epochs):
             tic = time.perf_counter()
-            audio, labels = real_audio, real_labels
-            if synth is not None and len(synth["labels"]):
-                pick = np.arange(len(synth["labels"]))
-                if 0 < args.synth_per_epoch < len(pick):
-                    pick = rng.choice(pick, args.synth_per_epoch, replace=False)
-                audio = np.concatenate([audio, synth["audio"][pick]])
-                labels = np.concatenate([labels, synth["labels"][pick]])
-            waves = augment(
-                mix_clips(audio, real_audio, args.mix_prob, rng), noise, rng, args.noise_max
+            waves, labels = epoch_clips(
+                real_audio,
+                real_labels,
+                synth,
+                args.synth_per_epoch,
+                noise,
+                rng,
+                mix_prob=args.mix_prob,
+                noise_max=args.noise_max,
             )
             x_train = torch.from_numpy(features(waves, front))
             y_train = torch.from_numpy(labels)
