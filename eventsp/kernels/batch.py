@@ -6,9 +6,10 @@ compiled with Numba's runtime (atomic reference counting of every slice), and th
 their loops still cost more than one loop over the batch (``nrt=False`` now, see
 ``eventsp/_jit.py``). The kernels here take the whole ``(batch, n)`` buffers and index them
 in place, without slices, for the operations that dominate small networks and large batches:
-Input, Output, Flatten, Dense, IF and LIF. Each computes exactly what its per-stream twin
-computes, in the same order (the same bits); ``tests/runtime/test_batch_kernels.py`` checks
-that.
+Input, Output, Flatten, Dense, IF and LIF; these ops have no per-stream kernel. The slow
+reference they are tested against is ``tests/naive.py`` (``tests/runtime/test_parity.py``);
+``tests/runtime/test_batch_kernels.py`` checks their spike lists and that every stream of a
+batch ends bit for bit where it ends alone.
 
 Indices are ``uint64`` on purpose: Numba must allow for negative indices (which count from
 the end) of a signed index into a 2-D array, and that check keeps LLVM from vectorising the
@@ -48,7 +49,8 @@ from eventsp.kernels.layout import (
 )
 from eventsp.kernels.simd import append_set_bits, nonzero_mask64, popcount64
 
-# LIF membranes below this magnitude are flushed to zero (as in neurons.lif_step).
+# LIF membranes below this magnitude are flushed to zero: a decaying membrane would otherwise
+# pass through float32 denormals, which are ~100x slower on x86.
 TINY = np.float32(1e-30)
 
 BATCH_SIGNATURE = (
@@ -85,7 +87,9 @@ def _add8_rows(dst, d0, src, s0, params, ai, idx, w0, n_out):
 
 @jit(BATCH_SIGNATURE, nrt=False)
 def dense_batch(row, params, acts, values, counters, k):
-    """Dense for every stream: ``y = b + W x`` (see ``dense.dense_step``, same order)."""
+    """Dense for every stream: ``y = b + W x``, ``params[P0:]`` holding ``W.T`` (in, out) and
+    ``params[P1:]`` ``b``; each output is summed as ``b``, then the listed inputs in increasing
+    order (as ``dense._accumulate_rows`` and the conv kernels do)."""
     flat = acts.reshape(-1)
     ai = flat.view(np.int32)
     stride = U64(acts.shape[1])
@@ -176,7 +180,7 @@ def _list_block(y, ai, y0, i0, i1, dst, m):
     through a bit mask (:mod:`eventsp.kernels.simd`)."""
     if i1 - i0 == U64(64):
         mask = nonzero_mask64(y, y0 + i0)
-        if mask == 0:  # as neurons.spike_list: a silent run writes nothing
+        if mask == 0:  # a silent run writes nothing
             return m
         if dst >= 0:
             return np.int64(append_set_bits(ai, U64(dst + m), i0, mask)) - dst
@@ -200,7 +204,9 @@ def _spiking_batch(row, params, acts, values, counters, k, leaky):
     :func:`if_batch`, where ``leaky`` is a constant and its branch folds away.
 
     One vectorised pass updates a stream's neurons; a second lists its spikes from a bit mask
-    per 64 neurons (``neurons.spike_list``'s list, in the same order)."""
+    per 64 neurons. When ``MODE >= 0`` the list goes at that float offset of the stream's
+    ``acts``, viewed as int32: ``[count, index, index, ...]`` (increasing); the next Dense,
+    Conv2d or pooling layer reads it (column ``IN2``) instead of scanning the spikes."""
     flat = acts.reshape(-1)
     ai = flat.view(np.int32)
     mem = values.reshape(-1)
@@ -238,14 +244,15 @@ def _spiking_batch(row, params, acts, values, counters, k, leaky):
 
 @jit(BATCH_SIGNATURE, nrt=False)
 def lif_batch(row, params, acts, values, counters, k):
-    """LIF for every stream (see ``neurons.lif_step``): ``v = decay*v + x; s = v >= th;
-    v = 0 where s``; ``|v| < 1e-30`` flushed to 0."""
+    """LIF for every stream, ``params[P2:]`` holding ``(th, decay)``: ``v = decay*v + x;
+    s = v >= th; v = 0 where s``; ``|v| < 1e-30`` flushed to 0."""
     _spiking_batch(row, params, acts, values, counters, k, True)
 
 
 @jit(BATCH_SIGNATURE, nrt=False)
 def if_batch(row, params, acts, values, counters, k):
-    """IF for every stream (see ``neurons.if_step``): ``v += x; s = v >= th; v -= s*th``."""
+    """IF for every stream, ``params[P2]`` holding ``th``: ``v += x; s = v >= th; v -= s*th``
+    (reset by subtraction)."""
     _spiking_batch(row, params, acts, values, counters, k, False)
 
 

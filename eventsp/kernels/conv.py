@@ -3,7 +3,7 @@
 Inside the runtime every 3-D activation ``(C, H, W)`` of the graph is stored channels-last,
 ``(H, W, C)`` in C order, so that one input pixel's kernel patch updates contiguous runs of
 output channels. The graph's ``(C, H, W)`` order is restored at Flatten and Output, and the
-input frame is transposed once on the way in (:func:`to_hwc`, :func:`to_chw`).
+input frame is transposed once on the way in (``batch.copy_rows``).
 
 Convolution is cross-correlation as in torch, with stride, zero padding and groups, from
 weights stored ``(C_in, kh, kw, out_per_group)``, kx reversed (``[c, ky, kw-1-kx]`` is tap
@@ -286,19 +286,3 @@ def pool2d_step(row, params, acts, values, cnt, t):
     if average:
         for j in range(y.shape[0]):
             y[j] *= inv
-
-
-@jit("void(float32[::1], float32[::1], int64, int64, int64)", nrt=False)
-def to_hwc(src, dst, n_c, n_h, n_w):
-    """``dst (H, W, C) = src (C, H, W)``."""
-    for c in range(n_c):
-        for p in range(n_h * n_w):
-            dst[p * n_c + c] = src[c * n_h * n_w + p]
-
-
-@jit("void(float32[::1], float32[::1], int64, int64, int64)", nrt=False)
-def to_chw(src, dst, n_c, n_h, n_w):
-    """``dst (C, H, W) = src (H, W, C)``."""
-    for c in range(n_c):
-        for p in range(n_h * n_w):
-            dst[c * n_h * n_w + p] = src[p * n_c + c]

@@ -75,7 +75,7 @@ def list_active(x, idx):
 @jit("int64(float32[::1], float32[::1], int64[::1])", inline="always", nrt=False)
 def active_inputs(x, acts, row):
     """:func:`list_active` of ``x``, or, when the producer of ``x`` keeps a spike list (column
-    ``IN2`` of the row, see ``neurons.spike_list``), that list's count (no scan)."""
+    ``IN2`` of the row, see ``batch._spiking_batch``), that list's count (no scan)."""
     if row[IN2] >= 0:
         return acts[row[IN2] : row[IN2] + 1].view(np.int32)[0]
     return list_active(x, acts[row[MODE] : row[MODE] + row[N_IN]].view(np.int32))
@@ -139,24 +139,6 @@ def _accumulate_rows(x, weight, y, w_off, idx, listed, cnt):
     else:
         cnt[MACS] += nnz * n_out
     cnt[DENSE_OPS] += n_in * n_out
-
-
-@jit(OP_SIGNATURE, nrt=False)
-def dense_step(row, params, acts, values, cnt, t):
-    """``y = b + W x``; ``params[P0:]`` holds ``W.T`` (in, out) C-order, ``params[P1:]`` b."""
-    x = acts[row[IN] : row[IN] + row[N_IN]]
-    y = acts[row[OUT] : row[OUT] + row[N_OUT]]
-    b_off = row[P1]
-    if b_off >= 0:
-        b_run = params[b_off : b_off + y.shape[0]]
-        for j in range(y.shape[0]):
-            y[j] = b_run[j]
-    else:
-        for j in range(y.shape[0]):
-            y[j] = 0.0
-    listed = active_inputs(x, acts, row)
-    off = active_offset(row)
-    _accumulate_rows(x, params, y, row[P0], acts[off : off + row[N_IN]].view(np.int32), listed, cnt)
 
 
 @jit(OP_SIGNATURE, nrt=False)

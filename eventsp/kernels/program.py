@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from eventsp._jit import jit
 from eventsp.kernels.batch import dense_batch, if_batch, lif_batch, move_batch
-from eventsp.kernels.conv import conv2d_step, pool2d_step, to_chw, to_hwc
-from eventsp.kernels.dense import causal_conv1d_step, dense_step
+from eventsp.kernels.conv import conv2d_step, pool2d_step
+from eventsp.kernels.dense import OP_SIGNATURE, causal_conv1d_step
 from eventsp.kernels.layout import (
     ADD,
     CCONV1D,
@@ -31,7 +31,6 @@ from eventsp.kernels.layout import (
     DENSE,
     FLATTEN,
     IF,
-    IN,
     INPUT,
     LIF,
     LMU,
@@ -40,19 +39,15 @@ from eventsp.kernels.layout import (
     N_OUT,
     NCOUNT,
     OP,
-    OUT,
     OUTPUT,
     POOL,
     READOUT,
     RELU,
-    C,
     H,
     W,
 )
 from eventsp.kernels.neurons import (
     add_step,
-    if_step,
-    lif_step,
     lmu_step,
     multispike_step,
     readout_step,
@@ -60,13 +55,9 @@ from eventsp.kernels.neurons import (
 )
 
 # sha256 over the other modules of eventsp/kernels, by name (see the docstring).
-KERNEL_SOURCES_SHA256 = "147d4e3575840911707b46968a95e60e66328da2bde8c64dfaa858fe704648da"
+KERNEL_SOURCES_SHA256 = "c570835c698b5a47c7b468c901ccfc7db51da485fce3e9da2d93413661d58b61"
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
-OP_CALL_SIGNATURE = (
-    "void(int64[::1], float32[::1], float32[::1], float32[::1], "
-    "float32[::1], float32[::1], float64[::1], int64)"
-)
 
 # Status codes returned by execute_run / execute_step.
 OK = 0
@@ -75,39 +66,13 @@ BAD_BATCH = 2
 BAD_STATE = 3
 
 
-@jit(OP_CALL_SIGNATURE, nrt=False)
-def run_op(row, params, x, out, a, v, c, t):
-    """Row ``row`` of the program for one stream: frame ``x`` (n_in,), output ``out``,
-    activations ``a``, state ``v``, this op's counters ``c``, ``t`` frames run before."""
+@jit(OP_SIGNATURE, nrt=False)
+def run_op(row, params, a, v, c, t):
+    """Row ``row`` of the program for one stream, for the ops that :func:`_frame` does not run
+    as batch kernels: activations ``a``, state ``v``, this op's counters ``c``, ``t`` frames
+    run before."""
     op = row[OP]
-    if op == INPUT:
-        dst = a[row[OUT] : row[OUT] + row[N_OUT]]
-        if row[C] > 0:
-            to_hwc(x, dst, row[C], row[H], row[W])
-        else:
-            for j in range(dst.shape[0]):  # explicit loops: faster than slice assignment
-                dst[j] = x[j]
-    elif op == DENSE:
-        dense_step(row, params, a, v, c, t)
-    elif op == LIF:
-        lif_step(row, params, a, v, c, t)
-    elif op == IF:
-        if_step(row, params, a, v, c, t)
-    elif op == CONV2D:
-        conv2d_step(row, params, a, v, c, t)
-    elif op == POOL:
-        pool2d_step(row, params, a, v, c, t)
-    elif op == OUTPUT:
-        src = a[row[IN] : row[IN] + row[N_IN]]
-        if row[C] > 0:
-            to_chw(src, out, row[C], row[H], row[W])
-        else:
-            for j in range(out.shape[0]):
-                out[j] = src[j]
-    elif op == FLATTEN:
-        src = a[row[IN] : row[IN] + row[N_IN]]
-        to_chw(src, a[row[OUT] : row[OUT] + row[N_OUT]], row[C], row[H], row[W])
-    elif op == MSPIKE:
+    if op == MSPIKE:
         multispike_step(row, params, a, v, c, t)
     elif op == RELU:
         relu_step(row, params, a, v, c, t)
@@ -148,7 +113,7 @@ def _frame(code, params, x, out, values, acts, steps, counters):
                 pool2d_step(row, params, acts[b], values[b], counters[b, k], steps[b])
         else:
             for b in range(x.shape[0]):
-                run_op(row, params, x[b], out[b], acts[b], values[b], counters[b, k], steps[b])
+                run_op(row, params, acts[b], values[b], counters[b, k], steps[b])
     for b in range(x.shape[0]):
         steps[b] += 1
 

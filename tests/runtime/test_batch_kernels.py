@@ -1,8 +1,11 @@
-"""The batch-level kernels (``eventsp/kernels/batch.py``) against the per-stream kernels.
+"""The batch-level kernels (``eventsp/kernels/batch.py``): spike lists, and streams that stay
+independent bit for bit.
 
-``Network.step`` runs Input, Output, Flatten, Dense, IF and LIF as one call per batch; the
-same program run op by op and stream by stream through ``run_op`` (the per-stream kernels)
-must leave every state array identical, bit for bit, spike lists and counters included.
+``Network.step`` runs Input, Output, Flatten, Dense, IF and LIF as one call for the whole
+batch. Their values are checked against the slow reference in ``test_parity.py``; here every
+IF/LIF's spike list (``[count, i, ...]``, read by the next layer instead of a scan) must list
+exactly its nonzero outputs, and every stream of a batch must end with the same bits, in every
+state array (lists and counters included), as the same stream run alone.
 """
 
 from __future__ import annotations
@@ -10,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eventsp.kernels.program import run_op
+from eventsp.kernels import layout as lay
 from eventsp.model import graph as g
-from eventsp.runtime import Network, snapshot
+from eventsp.runtime import Network
 
 
 def _mlp(rng: np.random.Generator) -> g.Graph:
@@ -50,34 +53,44 @@ def _conv(rng: np.random.Generator) -> g.Graph:
     )
 
 
-def _per_stream_step(net: Network, x: np.ndarray, state) -> np.ndarray:
-    """One frame through the per-stream kernels only (``run_op`` per op and stream)."""
-    p = net.program
-    x = np.ascontiguousarray(x.reshape(x.shape[0], -1), dtype=np.float32)
-    out = np.zeros((x.shape[0], p.n_out), np.float32)
-    values, acts, steps, counters = state
-    for k in range(1, p.code.shape[0]):
-        for b in range(x.shape[0]):
-            run_op(p.code[k], p.params, x[b], out[b], acts[b], values[b], counters[b, k], steps[b])
-    steps += 1
-    return out
+def _check_spike_lists(net: Network, state) -> int:
+    """Every IF/LIF spike list of every stream against ``np.flatnonzero``; returns how many."""
+    checked = 0
+    for row in net.program.code[1:]:
+        if row[lay.OP] not in (lay.IF, lay.LIF) or row[lay.MODE] < 0:
+            continue
+        out, n, at = int(row[lay.OUT]), int(row[lay.N_OUT]), int(row[lay.MODE])
+        for acts in state.acts:
+            listed = acts[at : at + 1 + n].view(np.int32)
+            expected = np.flatnonzero(acts[out : out + n])
+            assert listed[0] == expected.size
+            np.testing.assert_array_equal(listed[1 : 1 + expected.size], expected)
+            checked += 1
+    return checked
 
 
-@pytest.mark.parametrize("make", [_mlp, _conv])
+# The spiking layers that feed a Dense, Conv2d or pooling layer keep a list: lif1 and if2 of
+# the MLP (not lif3, which feeds the Output), lif of the conv net (not if).
+@pytest.mark.parametrize(("make", "listing"), [(_mlp, 2), (_conv, 1)])
 @pytest.mark.parametrize("binary", [True, False])
-def test_batch_kernels_equal_per_stream_kernels(rng, make, binary):
+def test_batch_kernels_keep_streams_apart_and_list_every_spike(rng, make, listing, binary):
     net = Network(make(rng))
     batch, frames = 5, 30
     xs = (rng.random((frames, batch, *net.input_shape)) < 0.2).astype(np.float32)
     if not binary:
         xs *= rng.integers(1, 4, xs.shape).astype(np.float32) * 0.5
-    fast = net.init_state(batch)
-    slow = snapshot(fast)
+    together = net.init_state(batch)
+    alone = [net.init_state(1) for _ in range(batch)]
+    lists = 0
     for t in range(frames):
-        out_fast, _ = net.step(xs[t], fast)
-        out_slow = _per_stream_step(net, xs[t], slow)
-        np.testing.assert_array_equal(out_fast.reshape(batch, -1), out_slow, err_msg=f"frame {t}")
-        for name, a, b in zip(fast._fields, fast, slow, strict=True):
-            assert np.array_equal(a.view(np.uint8), b.view(np.uint8)), f"{name} at frame {t}"
-    spikes = net.counters(fast)[0]["spikes"]
+        out, _ = net.step(xs[t], together)
+        lists += _check_spike_lists(net, together)
+        for b, state in enumerate(alone):
+            out_b, _ = net.step(xs[t, b : b + 1], state)
+            np.testing.assert_array_equal(out[b : b + 1], out_b, err_msg=f"frame {t}")
+            for name, a, c in zip(together._fields, together, state, strict=True):
+                same = np.array_equal(a[b : b + 1].view(np.uint8), c.view(np.uint8))
+                assert same, f"{name} of stream {b} at frame {t}"
+    assert lists == frames * batch * listing
+    spikes = net.counters(together)[0]["spikes"]
     assert all(count > 0 for count in spikes.values()), spikes  # every layer was exercised
