@@ -63,6 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="extra fractional bits of quantised layers' membranes (0..16; default: per layer, "
         "the fewest that round the threshold within 1%%)",
     )
+    a(
+        "--prune-first",
+        action="store_true",
+        help="prune every layer to --fan-in on the ANN (fine-tuned) before converting any layer",
+    )
     a("--no-readout-fan-in", action="store_true", help="--fan-in spares the readout layer")
     a("--batch-size", type=int, default=128)
     a("--lr", type=float, default=2e-3, help="ANN learning rate")
@@ -165,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
             fan_in=args.fan_in,
             acc_shift=args.acc_shift,
             readout_fan_in=not args.no_readout_fan_in,
+            prune_first=args.prune_first,
             epoch_samples=args.epoch_samples,
             augment=augment,
             dropout=args.dropout,

@@ -132,6 +132,11 @@ def test_plan_stages_is_progressive_and_validated():
     ]  # fmt: skip
     spared = [s.name for s in plan_stages(2, bits=(4,), fan_in=8, readout_fan_in=False)]
     assert spared == ["ann", "spike:0", "fanin:0:8", "bits:0:4", "bits:1:4", "final"]
+    first = [s.name for s in plan_stages(3, bits=(4,), fan_in=64, prune_first=True)]
+    assert first == [
+        "ann", "fanin:0:64", "fanin:1:64", "fanin:2:64",
+        "spike:0", "bits:0:4", "spike:1", "bits:1:4", "bits:2:4", "final",
+    ]  # fmt: skip
     with pytest.raises(ValueError, match="must decrease"):
         plan_stages(3, bits=(4, 8))
     with pytest.raises(ValueError, match=r"outside 2\.\.8"):
@@ -148,6 +153,16 @@ def test_layers_freeze_once_their_stages_are_over():
     assert not net.layers[0].syn.weight.requires_grad
     set_trainable(net, Stage("final"), stages)
     assert [bool(layer.frozen) for layer in net.layers] == [False, False]
+
+
+def test_prune_first_trains_the_whole_ann_until_a_layer_spikes():
+    net = _net()
+    stages = plan_stages(2, bits=(8,), fan_in=4, prune_first=True)
+    set_trainable(net, Stage("fanin", 1, 4), stages)  # no layer spikes: nothing frozen
+    assert [bool(layer.frozen) for layer in net.layers] == [False, False]
+    net.layers[0].spiking.fill_(True)
+    set_trainable(net, Stage("fanin", 1, 4), stages)  # the usual rule: layer 0 is below
+    assert [bool(layer.frozen) for layer in net.layers] == [True, False]
 
 
 def test_patience_scheduler():

@@ -5,7 +5,8 @@ Stages, in order::
     ann                      pre-train the ANN (batch norm, ReLU)
     for each hidden layer k:
         spike:k              fold BN, calibrate θ_k (99.9th percentile of activations), convert
-        fanin:k              prune to ``fan_in`` incoming weights per neuron   (if fan_in set)
+        fanin:k              prune to ``fan_in`` incoming weights per neuron   (if fan_in set;
+                             with prune_first, every fanin:k comes right after ann instead)
         bits:k:B             quantise to B bits, for each B in ``bits`` (e.g. 8, 4, 2)
     for the readout L:       fanin:L, bits:L:B (its constraints)
     final                    fine-tune every layer at the lower learning rate
@@ -42,10 +43,13 @@ def plan_stages(
     bits: tuple[int, ...] = (),
     fan_in: int | None = None,
     readout_fan_in: bool = True,
+    prune_first: bool = False,
 ) -> list[Stage]:
     """The stage list for ``n_layers`` synaptic layers (the last is the readout).
 
-    ``readout_fan_in=False`` leaves the (non-spiking) readout's fan-in unconstrained."""
+    ``readout_fan_in=False`` leaves the (non-spiking) readout's fan-in unconstrained.
+    ``prune_first=True`` puts every ``fanin`` stage right after ``ann``, so the whole ANN is
+    pruned and fine-tuned (layer by layer, nothing frozen) before any layer spikes."""
     if n_layers < 2:
         raise ValueError(f"n_layers is {n_layers}; PTL needs a hidden layer and a readout")
     for b in bits:
@@ -54,10 +58,15 @@ def plan_stages(
     if list(bits) != sorted(bits, reverse=True):
         raise ValueError(f"bits {bits} must decrease (8 then 4 then 2): precision only drops")
     stages = [Stage("ann")]
+    pruned = [
+        k for k in range(n_layers) if fan_in is not None and (readout_fan_in or k < n_layers - 1)
+    ]
+    if prune_first:
+        stages.extend(Stage("fanin", k, fan_in) for k in pruned)
     for k in range(n_layers):
         if k < n_layers - 1:
             stages.append(Stage("spike", k))
-        if fan_in is not None and (readout_fan_in or k < n_layers - 1):
+        if k in pruned and not prune_first:
             stages.append(Stage("fanin", k, fan_in))
         stages.extend(Stage("bits", k, b) for b in bits)
     stages.append(Stage("final"))

@@ -45,6 +45,7 @@ class PTLConfig:
     fan_in: int | None = None
     acc_shift: int | None = None  # accumulator shift of quantised layers (None: automatic)
     readout_fan_in: bool = True  # False: the fan-in limit spares the non-spiking readout
+    prune_first: bool = False  # True: prune every layer's fan-in on the ANN, before spiking
     epoch_samples: int | None = None  # samples per epoch after the ANN stage (None: all)
     init_ann: str | None = None  # an ann.pt of an earlier run: skip ANN pre-training
     calib_samples: int = 2000
@@ -187,11 +188,15 @@ def apply_stage(
 
 
 def set_trainable(model: TandemNet, stage: Stage, stages: list[Stage]) -> None:
-    """Freeze layers whose stages are over; the others (and everything in final) train."""
+    """Freeze layers whose stages are over; the others (and everything in final) train.
+
+    A ``fanin`` stage while no layer spikes yet (``prune_first``) trains the whole ANN."""
+    ann_phase = stage.action == "fanin" and not any(bool(la.spiking) for la in model.layers)
     for k, layer in enumerate(model.layers):
         later = [s for s in stages[stages.index(stage) :] if s.layer == k]
         frozen = stage.action != "final" and stage.action != "ann" and not later
         frozen = frozen or (stage.action != "final" and k < stage.layer)
+        frozen = frozen and not ann_phase
         layer.frozen.fill_(frozen)
         for p in layer.syn.parameters():
             p.requires_grad_(not frozen)
@@ -281,7 +286,9 @@ def _train(config, splits, run_dir, env, resume, log) -> TandemNet:
     loop.seed_everything(config.seed)
     model = build(config.arch, splits.shape, config.T, len(splits.labels)).to(env.device)
     model.dropout = config.dropout
-    stages = plan_stages(len(model.layers), config.bits, config.fan_in, config.readout_fan_in)
+    stages = plan_stages(
+        len(model.layers), config.bits, config.fan_in, config.readout_fan_in, config.prune_first
+    )
     calib_x = splits.x_train[: config.calib_samples]
     metrics = loop.MetricsLog(run_dir, enabled=env.is_main, resume=resume)
     start, sched_state, epoch = 0, None, 0
