@@ -70,7 +70,10 @@ def _lower_bound(events, t, lo):
 def _voxel_grids(events, starts, ends, scratch, out):
     """Voxel grid of each window's events ``[starts[w], ends[w])`` into ``out[w]`` (bins as
     channels). ``scratch`` is a float64 ``(B, H, W)`` buffer: sums are taken in float64 in
-    event order, as tonic's ``np.add.at`` does, and rounded to float32 once."""
+    tonic's order (its two ``np.add.at``: every event's share of its own bin, in event order,
+    then every event's share of the next bin) and rounded to float32 once. One pass that
+    added both shares of each event would differ from tonic in the last bits where the
+    shares of several events cancel."""
     B, H, W = scratch.shape
     flat = scratch.reshape(-1)
     for w in range(starts.shape[0]):
@@ -80,17 +83,15 @@ def _voxel_grids(events, starts, ends, scratch, out):
             t_first = events[s].t
             span = np.float64(events[e - 1].t - t_first)
             part = events[s:e]  # indices from 0: no sign check per access
-            for i in range(part.shape[0]):
-                ev = part[i]
-                ts = B * (np.float64(ev.t) - np.float64(t_first)) / span if span > 0.0 else 0.0
-                bin_ = np.int64(ts)
-                frac = ts - bin_
-                sign = 1.0 if ev.p else -1.0
-                pixel = np.int64(ev.y) * W + np.int64(ev.x)
-                if bin_ < B:
-                    flat[bin_ * H * W + pixel] += sign * (1.0 - frac)
-                if bin_ + 1 < B:
-                    flat[(bin_ + 1) * H * W + pixel] += sign * frac
+            for next_bin in range(2):
+                for i in range(part.shape[0]):
+                    ev = part[i]
+                    ts = B * (np.float64(ev.t) - np.float64(t_first)) / span if span > 0.0 else 0.0
+                    bin_ = np.int64(ts) + next_bin
+                    share = ts - np.int64(ts) if next_bin else 1.0 - (ts - np.int64(ts))
+                    if bin_ < B:
+                        sign = 1.0 if ev.p else -1.0
+                        flat[bin_ * H * W + np.int64(ev.y) * W + np.int64(ev.x)] += sign * share
         target = out[w].reshape(-1)
         for j in range(flat.shape[0]):
             target[j] = np.float32(flat[j])
