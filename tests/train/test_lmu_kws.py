@@ -77,14 +77,16 @@ def test_forward_frames_spiking_is_the_sequential_quantizer_from_a_random_residu
     assert counts.abs().sum() > 0
 
 
+@pytest.mark.parametrize("hidden3", [0, 5])
 @pytest.mark.parametrize("dt", [1.0, None])
-def test_second_layer_trains_simulates_and_exports_the_same_network(dt, rng, tmp_path):
+def test_deeper_layers_train_simulate_and_export_the_same_network(dt, hidden3, rng, tmp_path):
     config = LMUConfig(input_size=6, memory_d=2, order=5, theta=24.0, hidden=9, classes=4)
     torch.manual_seed(2)
-    model = HybridLMU(replace(config, steps=24, hidden2=7))
+    model = HybridLMU(replace(config, steps=24, hidden2=7, hidden3=hidden3))
+    assert len(model.deeper_layers()) == 1 + (hidden3 > 0)
     x = torch.from_numpy(rng.normal(size=(3, 24, 6)).astype(np.float32) * 2)
     logits, counts = model.simulate(x, dt, all_frames=True)
-    assert counts.shape == (3, 24, 9 + 7)
+    assert counts.shape == (3, 24, 9 + 7 + hidden3)
     if dt is None:  # the training forms are the simulation without the quantizers
         torch.testing.assert_close(model.forward_frames(x, None, 24), logits, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(model(x, None), logits[:, -1], rtol=1e-4, atol=1e-5)
@@ -93,6 +95,8 @@ def test_second_layer_trains_simulates_and_exports_the_same_network(dt, rng, tmp
     net = Network.from_file(export_model(tmp_path / "two.esp", model, dt, {"labels": list("abcd")}))
     assert {"hidden2", "relu2"} <= set(net.graph.nodes)
     assert ("spikes2" in net.graph.nodes) == (dt is not None)
+    assert ("hidden3" in net.graph.nodes) == (hidden3 > 0)
+    assert ("spikes3" in net.graph.nodes) == (dt is not None and hidden3 > 0)
     outs, state = net.run(np.ascontiguousarray(x.numpy().transpose(1, 0, 2)), net.init_state(3))
     np.testing.assert_allclose(outs[-1], logits[:, -1].numpy(), rtol=1e-4, atol=1e-5)
     if dt is not None:
@@ -100,6 +104,8 @@ def test_second_layer_trains_simulates_and_exports_the_same_network(dt, rng, tmp
         np.testing.assert_array_equal(spikes, counts.abs().sum((1, 2)).numpy())
     with pytest.raises(ValueError, match="hidden2 is -1"):
         replace(config, hidden2=-1)
+    with pytest.raises(ValueError, match="hidden3 is 3 but hidden2 is 0"):
+        replace(config, hidden3=3)
 
 
 def test_stack_frames_puts_consecutive_frames_side_by_side():
@@ -189,7 +195,7 @@ def test_tiny_training_run_exports_a_working_keyword_model(data_root, tmp_path, 
     common += ["--frames", "5", "--mix-prob", "0.5", "--spec-augment"]
     first = ["--run-dir", str(run), "--test", "--clip-decision", "smoothed", "--stack", "2"]
     # --anneal-until 0.4: both epochs run at the final dt, so both enter the average
-    first += ["--average-last", "2", "--hidden2", "5", "--anneal-until", "0.4"]
+    first += ["--average-last", "2", "--hidden2", "5", "--hidden3", "4", "--anneal-until", "0.4"]
     assert main([*common, *first]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
     assert [r["averaged_epochs"] for r in lines if "averaged_epochs" in r] == [2]

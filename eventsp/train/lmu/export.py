@@ -7,7 +7,8 @@ The graph runs the network of ``eventsp.train.lmu.model`` one frame at a time::
     Add -> ReLU -> MultiSpike(dt) -> output Dense (classes,) -> Readout(last|mean) -> Output
 
 With ``hidden2 > 0`` a second layer ``hidden2 Dense -> ReLU -> MultiSpike(dt)`` sits between
-the first ``MultiSpike`` and the output Dense.
+the first ``MultiSpike`` and the output Dense; with ``hidden3 > 0`` a third one
+(``hidden3``, ``relu3``, ``spikes3``) follows it.
 
 ``MultiSpike`` is the diffused-error quantizer (``n = floor(v)``, ``out = n / dt``); with
 ``dt=None`` it is left out (the non-spiking network). A model trained on standardised
@@ -109,16 +110,15 @@ def to_graph(
         nodes["spikes"] = MultiSpike(dt=dt)
         edges.append((last, "spikes"))
         last = "spikes"
-    if model.hidden_to_hidden is not None:
-        layer = model.hidden_to_hidden
-        nodes["hidden2"] = Dense(weight=_np(layer.weight), bias=_np(layer.bias))
-        nodes["relu2"] = ReLU()
-        edges += [(last, "hidden2"), ("hidden2", "relu2")]
-        last = "relu2"
+    for k, layer in enumerate(model.deeper_layers(), start=2):
+        nodes[f"hidden{k}"] = Dense(weight=_np(layer.weight), bias=_np(layer.bias))
+        nodes[f"relu{k}"] = ReLU()
+        edges += [(last, f"hidden{k}"), (f"hidden{k}", f"relu{k}")]
+        last = f"relu{k}"
         if dt is not None:
-            nodes["spikes2"] = MultiSpike(dt=dt)
-            edges.append((last, "spikes2"))
-            last = "spikes2"
+            nodes[f"spikes{k}"] = MultiSpike(dt=dt)
+            edges.append((last, f"spikes{k}"))
+            last = f"spikes{k}"
     nodes["output"] = Dense(weight=_np(model.output.weight), bias=_np(model.output.bias))
     nodes["readout"] = Readout(mode=c.readout)
     nodes["logits"] = Output(shape=(c.classes,))
@@ -148,6 +148,7 @@ def export_model(
         "classes": c.classes,
         "input_to_hidden": c.input_to_hidden,
         "hidden2": c.hidden2,
+        "hidden3": c.hidden3,
         "readout": c.readout,
         "dt": dt,
     }

@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--order", type=int, default=24)
     p.add_argument("--hidden", type=int, default=96)
     p.add_argument("--hidden2", type=int, default=0, help="a second quantized layer (0: none)")
+    p.add_argument("--hidden3", type=int, default=0, help="a third one (needs --hidden2)")
     p.add_argument("--dt-start", type=float, default=1000.0)
     p.add_argument("--dt-end", type=float, default=1.0)
     p.add_argument("--anneal-until", type=float, default=0.7)
@@ -202,6 +203,7 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
         steps=frames,
         input_to_hidden=not args.no_input_to_hidden,
         hidden2=args.hidden2,
+        hidden3=args.hidden3,
         readout="last",
     )
     if args.frames > frames:

@@ -7,6 +7,7 @@ Feed-forward LMU (KerasLMU with ``hidden_to_memory=False``, ``memory_to_memory=F
     a_t = relu(W_m m_t + W_x x_t + b)            hidden activity, (H,)
     h_t = Q_dt(a)_t                              diffused-error quantizer (``quantizer``)
     [h_t = Q_dt(relu(W_2 h_t + b_2))_t           optional second layer, ``hidden2 > 0``]
+    [h_t = Q_dt(relu(W_3 h_t + b_3))_t           optional third layer, ``hidden3 > 0``]
     y_t = W_o h_t + b_o                          logits per step; readout "last" or "mean"
 
 No nonlinearity feeds back in time, so the whole forward pass is parallel over time: the
@@ -55,6 +56,7 @@ class LMUConfig:
     steps: int = 784
     input_to_hidden: bool = True
     hidden2: int = 0  # > 0: a second quantized layer relu(W_2 h_t + b_2) before the classifier
+    hidden3: int = 0  # > 0: a third quantized layer after the second (needs hidden2 > 0)
     readout: Literal["last", "mean"] = "last"
 
     def __post_init__(self) -> None:
@@ -64,6 +66,13 @@ class LMUConfig:
                 raise ValueError(f"LMUConfig.{name} is {value!r}; expected an int >= 1")
         if not isinstance(self.hidden2, int) or self.hidden2 < 0:
             raise ValueError(f"LMUConfig.hidden2 is {self.hidden2!r}; expected an int >= 0")
+        if not isinstance(self.hidden3, int) or self.hidden3 < 0:
+            raise ValueError(f"LMUConfig.hidden3 is {self.hidden3!r}; expected an int >= 0")
+        if self.hidden3 and not self.hidden2:
+            raise ValueError(
+                f"LMUConfig.hidden3 is {self.hidden3} but hidden2 is 0; a third layer needs "
+                "a second one (set hidden2 > 0)"
+            )
         if not self.theta > 0:
             raise ValueError(f"LMUConfig.theta is {self.theta!r}; expected > 0 (time steps)")
         if self.readout not in ("last", "mean"):
@@ -93,7 +102,8 @@ class HybridLMU(nn.Module):
             self.input_to_hidden.requires_grad_(False)
             nn.init.zeros_(self.input_to_hidden.weight)
         self.hidden_to_hidden = nn.Linear(c.hidden, c.hidden2) if c.hidden2 else None
-        self.output = nn.Linear(c.hidden2 or c.hidden, c.classes)
+        self.hidden_to_hidden3 = nn.Linear(c.hidden2, c.hidden3) if c.hidden3 else None
+        self.output = nn.Linear(c.hidden3 or c.hidden2 or c.hidden, c.classes)
 
     def _check(self, x: torch.Tensor) -> None:
         c = self.config
@@ -148,15 +158,19 @@ class HybridLMU(nn.Module):
                 v0 = torch.rand(a.shape, generator=generator, dtype=torch.float64)
                 n = quantize_parallel(a[:, None], dt, v0, dim=1)[:, 0]
                 a = straight_through(a, n, dt)
-            if self.hidden_to_hidden is not None:
-                a = self._second(a[:, None], dt, generator, random_start=True)[:, 0]
+            for layer in self.deeper_layers():
+                a = self._second(a[:, None], dt, generator, random_start=True, layer=layer)[:, 0]
             return self.output(a)
         a = torch.relu(self._hidden_input_all(x))
         if dt is not None:
             a = straight_through(a, quantize_parallel(a, dt, dim=1), dt)
-        if self.hidden_to_hidden is not None:
-            a = self._second(a, dt, generator, random_start=False)
+        for layer in self.deeper_layers():
+            a = self._second(a, dt, generator, random_start=False, layer=layer)
         return self.output(a.mean(dim=1))
+
+    def deeper_layers(self) -> list[nn.Linear]:
+        """The quantized layers after the first: ``hidden_to_hidden`` [, ``hidden_to_hidden3``]."""
+        return [m for m in (self.hidden_to_hidden, self.hidden_to_hidden3) if m is not None]
 
     def _second(
         self,
@@ -165,9 +179,10 @@ class HybridLMU(nn.Module):
         generator: torch.Generator | None,
         *,
         random_start: bool,
+        layer: nn.Linear,
     ) -> torch.Tensor:
-        """The second quantized layer on ``h (batch, T, hidden)`` (``hidden2 > 0``)."""
-        a = torch.relu(self.hidden_to_hidden(h))
+        """A quantized layer ``layer`` (second or third) on ``h (batch, T, width)``."""
+        a = torch.relu(layer(h))
         if dt is None:
             return a
         v0 = 0.0
@@ -211,8 +226,8 @@ class HybridLMU(nn.Module):
         if dt is not None:
             v0 = torch.rand((a.shape[0], a.shape[2]), generator=generator, dtype=torch.float64)
             a = straight_through(a, quantize_parallel(a, dt, v0, dim=1), dt)
-        if self.hidden_to_hidden is not None:
-            a = self._second(a, dt, generator, random_start=True)
+        for layer in self.deeper_layers():
+            a = self._second(a, dt, generator, random_start=True, layer=layer)
         return self.output(a[:, T - frames :])
 
     @torch.no_grad()
@@ -224,9 +239,9 @@ class HybridLMU(nn.Module):
         The memory of the runtime's float32 ``A_d``/``B_d`` is evaluated in float64 (by FFT,
         ``chunk`` sequences at a time) and rounded to float32, like the runtime's float64
         sums; the layers and the quantizer then run step by step in float32.
-        ``counts`` ``(batch, T, hidden + hidden2)`` are the quantizers' integer outputs ``n_t``
-        (the activities themselves when ``dt`` is None). ``all_frames=True`` returns the logits of
-        every step, ``(batch, T, classes)``, instead of the readout.
+        ``counts`` ``(batch, T, hidden + hidden2 + hidden3)`` are the quantizers' integer
+        outputs ``n_t`` (the activities themselves when ``dt`` is None). ``all_frames=True``
+        returns the logits of every step, ``(batch, T, classes)``, instead of the readout.
         """
         self._check(x)
         c = self.config
@@ -246,8 +261,8 @@ class HybridLMU(nn.Module):
         else:
             counts, _ = quantize_sequential(a, dt, dim=1)
             h = counts / torch.tensor(dt, dtype=torch.float32)
-        if self.hidden_to_hidden is not None:
-            a2 = torch.relu(self.hidden_to_hidden(h))
+        for layer in self.deeper_layers():
+            a2 = torch.relu(layer(h))
             if dt is None:
                 h, counts2 = a2, a2
             else:
