@@ -28,6 +28,9 @@ mixing with other training clips (``--mix-prob``) and SpecAugment masks (``--spe
 Validation accuracy is logged for the whole-clip answer of the app (the last frame's arg-max,
 ``val_acc``, used for selection) and for the mean posterior of the last ``--smooth-frames``
 frames (``val_acc_smooth``); ``--ann-every N`` also logs the non-spiking network's.
+``--teacher RUN/best.pt`` distils from non-spiking teachers trained by ``kws_teacher``
+(``kws_distill``: ``--distill-weight``, ``--distill-temperature``); ``--hidden3`` adds a third
+quantized layer.
 The test split is evaluated only with ``--test`` (measure it once, for the chosen model:
 ``--init RUN/best.pt --epochs 0 --test``).
 """
