@@ -47,24 +47,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from eventsp.audio import LogMelConfig
 from eventsp.train import loop
 from eventsp.train.lmu.export import export_model
 from eventsp.train.lmu.kws_data import (
     KWS_LABELS,
     SAMPLE_RATE,
     SpeechSet,
+    add_data_arguments,
     augment,
-    epoch_clips,
     features,
     limit_sets,
     load_speech_commands,
-    load_v1_subset,
+    load_training_data,
     spec_augment,
     stack_frames,
 )
 from eventsp.train.lmu.kws_distill import distill_loss, load_teachers, teacher_posteriors
-from eventsp.train.lmu.kws_synth import load_synth
 from eventsp.train.lmu.model import HybridLMU, LMUConfig
 from eventsp.train.lmu.quantizer import BitsAccumulator, DtSchedule
 
@@ -81,7 +79,7 @@ __all__ = [
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m eventsp.train.lmu.kws", description=__doc__)
-    p.add_argument("--data", type=Path, default=Path("../shared/data"))
+    add_data_arguments(p, mix_prob=0.0, noise_max=0.5)
     p.add_argument("--run-dir", type=Path, required=True)
     p.add_argument("--epochs", type=int, default=80)
     p.add_argument("--batch-size", type=int, default=64)
@@ -101,11 +99,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-input-to-hidden", action="store_true", help="the hidden layer reads the memory only"
     )
-    p.add_argument("--synth-dir", type=Path, default=None, help="espeak-ng clips (kws_synth)")
-    p.add_argument("--synth-per-epoch", type=int, default=0, help="0: every synthetic clip")
-    p.add_argument("--no-v1-subset", action="store_true", help="leave out the v0.01 clips")
-    p.add_argument("--mix-prob", type=float, default=0.0, help="overlay another clip")
-    p.add_argument("--noise-max", type=float, default=0.5)
     p.add_argument("--spec-augment", action="store_true")
     p.add_argument("--label-smoothing", type=float, default=0.05)
     p.add_argument("--weight-decay", type=float, default=1e-4)
@@ -135,7 +128,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", type=Path, default=None, help="start from this checkpoint")
     p.add_argument("--test", action="store_true", help="evaluate the test split at the end")
     p.add_argument("--export", type=Path, default=None, help="also write the model here")
-    p.add_argument("--limit", type=int, default=0, help="use only N clips per split (tests)")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -162,12 +154,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop.teardown_distributed(env)
 
 
-def _extra_train(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
-    """The v0.01 clips of training speakers (unless ``--no-v1-subset``)."""
-    folder = args.data / "speech" / "speech_commands_v1_subset"
-    return load_v1_subset(folder, KWS_LABELS, SAMPLE_RATE, skip=args.no_v1_subset)[:2]
-
-
 def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
     if args.frames < 1:
         raise ValueError(f"--frames is {args.frames}; expected >= 1 (frames supervised)")
@@ -175,19 +161,9 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
         raise ValueError(f"--stack is {args.stack}; expected >= 1 (frames per network step)")
     loop.seed_everything(args.seed)
     rng = np.random.default_rng(args.seed)
-    sets = limit_sets(
-        load_speech_commands(args.data / "speech" / "speech_commands_v2_test_dev"), args.limit
-    )
-    front = LogMelConfig(sample_rate=SAMPLE_RATE)
-    train, val, test = sets["train"], sets["val"], sets["test"]
-    noise = train.audio[train.labels == KWS_LABELS.index("_silence_")]
-    clean = features(train.audio, front)
-    mean = clean.mean(axis=(0, 1))
-    std = clean.std(axis=(0, 1)) + 1e-3
-    v1_audio, v1_labels = _extra_train(args)
-    real_audio = np.concatenate([train.audio, v1_audio])
-    real_labels = np.concatenate([train.labels, v1_labels])
-    synth = load_synth(args.synth_dir) if args.synth_dir is not None else None
+    data = load_training_data(args)
+    front, mean, std, synth = data.front, data.mean, data.std, data.synth
+    val, test = data.sets["val"], data.sets["test"]
     teachers = load_teachers(args.teacher) if args.teacher else []
 
     def norm(f: np.ndarray) -> np.ndarray:
@@ -195,7 +171,7 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
         return stack_frames(((f - mean) / std).astype(np.float32), args.stack)
 
     x_val = norm(features(val.audio, front))
-    frames = clean.shape[1] // args.stack  # network steps per clip
+    frames = data.frames // args.stack  # network steps per clip
     config = LMUConfig(
         input_size=front.n_mels * args.stack,
         memory_d=args.memory_d,
@@ -229,16 +205,7 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
     for epoch in range(args.epochs):
         tic = time.perf_counter()
         model.train()
-        waves, labels = epoch_clips(
-            real_audio,
-            real_labels,
-            synth,
-            args.synth_per_epoch,
-            noise,
-            rng,
-            mix_prob=args.mix_prob,
-            noise_max=args.noise_max,
-        )
+        waves, labels = data.epoch(args, rng)
         logmel = features(waves, front)
         x_train = torch.from_numpy(norm(logmel))
         y_train = torch.from_numpy(labels)
@@ -345,8 +312,8 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
         **accuracy,
         "best_val_acc": best,
         "dt": dt,
-        "clips": {k: len(s.labels) for k, s in sets.items()},
-        "clips_v1_subset": len(v1_labels),
+        "clips": {k: len(s.labels) for k, s in data.sets.items()},
+        "clips_v1_subset": data.v1_clips,
         "clips_synth": 0 if synth is None else len(synth["labels"]),
         **bits.result(),
     }
@@ -367,7 +334,7 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
             "trainer": "eventsp.train.lmu.kws",
             "data": "speech_commands_v2_test_dev, split by speaker (crc32 buckets 15/15/70)",
             "extra_data": {
-                "v1_subset_train_speakers": len(v1_labels),
+                "v1_subset_train_speakers": data.v1_clips,
                 "espeak_ng_clips": summary["clips_synth"],
             },
             "epochs": args.epochs,

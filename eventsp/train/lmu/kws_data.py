@@ -9,6 +9,9 @@
   the clip comes from.
 - :func:`augment`: time shift, gain and background noise per clip; :func:`epoch_clips`: one
   epoch's training waveforms (real clips, a sample of espeak-ng clips, mixed and augmented).
+- :func:`add_data_arguments` and :func:`load_training_data`: the data flags and the data
+  (:class:`TrainingData`) of both trainers, the student (``kws``) and its teacher
+  (``kws_teacher``).
 - :func:`mix_clips`: overlays another training clip, 10-25 dB below, on some clips (the label
   stays the louder clip's): background talkers.
 - :func:`stack_frames`: ``S`` consecutive frames side by side as one network input, so that
@@ -20,6 +23,7 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,11 +38,14 @@ __all__ = [
     "KWS_LABELS",
     "SAMPLE_RATE",
     "SpeechSet",
+    "TrainingData",
+    "add_data_arguments",
     "augment",
     "epoch_clips",
     "features",
     "limit_sets",
     "load_speech_commands",
+    "load_training_data",
     "load_v1_subset",
     "mix_clips",
     "read_clip",
@@ -231,3 +238,74 @@ def limit_sets(sets: dict[str, SpeechSet], limit: int) -> dict[str, SpeechSet]:
 def features(audio: np.ndarray, config: LogMelConfig) -> np.ndarray:
     """Log-mel ``(N, frames, n_mels)`` float32 of equal-length clips."""
     return logmel_batch(audio.astype(np.float32), config)
+
+
+def add_data_arguments(p: argparse.ArgumentParser, *, mix_prob: float, noise_max: float) -> None:
+    """The data flags of both trainers (their defaults for mixing and noise differ)."""
+    p.add_argument("--data", type=Path, default=Path("../shared/data"))
+    p.add_argument("--synth-dir", type=Path, default=None, help="espeak-ng clips (kws_synth)")
+    p.add_argument("--synth-per-epoch", type=int, default=0, help="0: every synthetic clip")
+    p.add_argument("--no-v1-subset", action="store_true", help="leave out the v0.01 clips")
+    p.add_argument("--mix-prob", type=float, default=mix_prob, help="overlay another clip")
+    p.add_argument("--noise-max", type=float, default=noise_max)
+    p.add_argument("--limit", type=int, default=0, help="use only N clips per split (tests)")
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What a trainer reads (:func:`load_training_data`): the splits by speaker, the log-mel
+    front-end, the training clips (``audio``/``labels``: the v0.02 clips of training speakers,
+    then their v0.01 clips), the espeak-ng clips (``None`` without ``--synth-dir``), the
+    background noise (the training ``_silence_`` clips), and the mean and std per mel of the
+    clean training clips' log-mel frames. ``v1_clips`` counts the v0.01 clips in ``audio``."""
+
+    sets: dict[str, SpeechSet]
+    front: LogMelConfig
+    audio: np.ndarray
+    labels: np.ndarray
+    synth: dict[str, np.ndarray] | None
+    noise: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    frames: int  # log-mel frames per clip
+    v1_clips: int
+
+    def epoch(self, args: argparse.Namespace, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        """One epoch's augmented ``(waveforms, labels)`` (:func:`epoch_clips`, the flags of
+        :func:`add_data_arguments`)."""
+        return epoch_clips(
+            self.audio,
+            self.labels,
+            self.synth,
+            args.synth_per_epoch,
+            self.noise,
+            rng,
+            mix_prob=args.mix_prob,
+            noise_max=args.noise_max,
+        )
+
+
+def load_training_data(args: argparse.Namespace) -> TrainingData:
+    """The data that the flags of :func:`add_data_arguments` name."""
+    from eventsp.train.lmu.kws_synth import load_synth  # kws_synth imports this module
+
+    speech = args.data / "speech"
+    sets = limit_sets(load_speech_commands(speech / "speech_commands_v2_test_dev"), args.limit)
+    front = LogMelConfig(sample_rate=SAMPLE_RATE)
+    train = sets["train"]
+    clean = features(train.audio, front)
+    v1_audio, v1_labels, _ = load_v1_subset(
+        speech / "speech_commands_v1_subset", KWS_LABELS, SAMPLE_RATE, skip=args.no_v1_subset
+    )
+    return TrainingData(
+        sets=sets,
+        front=front,
+        audio=np.concatenate([train.audio, v1_audio]),
+        labels=np.concatenate([train.labels, v1_labels]),
+        synth=load_synth(args.synth_dir) if args.synth_dir is not None else None,
+        noise=train.audio[train.labels == KWS_LABELS.index("_silence_")],
+        mean=clean.mean(axis=(0, 1)),
+        std=clean.std(axis=(0, 1)) + 1e-3,
+        frames=clean.shape[1],
+        v1_clips=len(v1_labels),
+    )

@@ -21,27 +21,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from eventsp.audio import LogMelConfig
 from eventsp.train import loop
 from eventsp.train.lmu.kws_data import (
     KWS_LABELS,
-    SAMPLE_RATE,
-    epoch_clips,
+    add_data_arguments,
     features,
-    limit_sets,
-    load_speech_commands,
-    load_v1_subset,
+    load_training_data,
     spec_augment,
 )
 from eventsp.train.lmu.kws_distill import TeacherCNN, TeacherConfig, save_teacher
-from eventsp.train.lmu.kws_synth import load_synth
 
 __all__ = ["main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m eventsp.train.lmu.kws_teacher", description=__doc__)
-    p.add_argument("--data", type=Path, default=Path("../shared/data"))
+    add_data_arguments(p, mix_prob=0.1, noise_max=0.3)
     p.add_argument("--run-dir", type=Path, required=True)
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--batch-size", type=int, default=64)
@@ -50,16 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels", type=int, nargs="+", default=[64, 96, 128])
     p.add_argument("--kernel", type=int, default=9)
     p.add_argument("--dropout", type=float, default=0.2)
-    p.add_argument("--synth-dir", type=Path, default=None, help="espeak-ng clips (kws_synth)")
-    p.add_argument("--synth-per-epoch", type=int, default=0, help="0: every synthetic clip")
-    p.add_argument("--no-v1-subset", action="store_true", help="leave out the v0.01 clips")
-    p.add_argument("--mix-prob", type=float, default=0.1)
-    p.add_argument("--noise-max", type=float, default=0.3)
     p.add_argument("--no-spec-augment", action="store_true")
     p.add_argument("--label-smoothing", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--limit", type=int, default=0, help="use only N clips per split (tests)")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -81,18 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     loop.seed_everything(args.seed)
     rng = np.random.default_rng(args.seed)
-    sets = load_speech_commands(args.data / "speech" / "speech_commands_v2_test_dev")
-    sets = limit_sets(sets, args.limit)
-    train, val = sets["train"], sets["val"]
-    front = LogMelConfig(sample_rate=SAMPLE_RATE)
-    noise = train.audio[train.labels == KWS_LABELS.index("_silence_")]
-    clean = features(train.audio, front)
-    mean, std = clean.mean(axis=(0, 1)), clean.std(axis=(0, 1)) + 1e-3
-    folder = args.data / "speech" / "speech_commands_v1_subset"
-    v1_audio, v1_labels, _ = load_v1_subset(folder, KWS_LABELS, SAMPLE_RATE, args.no_v1_subset)
-    real_audio = np.concatenate([train.audio, v1_audio])
-    real_labels = np.concatenate([train.labels, v1_labels])
-    synth = load_synth(args.synth_dir) if args.synth_dir is not None else None
+    data = load_training_data(args)
+    front, val = data.front, data.sets["val"]
     x_val = features(val.audio, front)
     config = TeacherConfig(
         n_mels=front.n_mels,
@@ -102,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dropout=args.dropout,
     )
     torch.manual_seed(args.seed)
-    model = TeacherCNN(config, mean, std)
+    model = TeacherCNN(config, data.mean, data.std)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=args.lr, total_steps=args.epochs, pct_start=0.1
@@ -115,16 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for epoch in range(args.epochs):
             tic = time.perf_counter()
-            waves, labels = epoch_clips(
-                real_audio,
-                real_labels,
-                synth,
-                args.synth_per_epoch,
-                noise,
-                rng,
-                mix_prob=args.mix_prob,
-                noise_max=args.noise_max,
-            )
+            waves, labels = data.epoch(args, rng)
             x_train = torch.from_numpy(features(waves, front))
             y_train = torch.from_numpy(labels)
             batches = list(torch.randperm(len(x_train), generator=generator).split(args.batch_size))
