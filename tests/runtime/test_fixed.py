@@ -102,8 +102,9 @@ def test_fixed_conv_residual_spike_input_is_bit_exact(rng):
     assert 0 < c["activation_sparsity"] < 1
 
 
-def test_fixed_causal_conv_is_bit_exact(rng):
-    graph = quantize_graph(
+def _causal(rng: np.random.Generator, bits: int) -> g.Graph:
+    """A quantised causal temporal convolution (dilation 2) into IF neurons and a sum."""
+    return quantize_graph(
         g.Graph.chain(
             [
                 ("in", g.Input((3,), 6, 0.1)),
@@ -113,8 +114,12 @@ def test_fixed_causal_conv_is_bit_exact(rng):
                 ("out", g.Output((4,))),
             ]
         ),
-        5,
+        bits,
     )
+
+
+def test_fixed_causal_conv_is_bit_exact(rng):
+    graph = _causal(rng, 5)
     xs = rng.normal(0, 1, (25, 3, 3)).astype(np.float32)
     net = Network(graph, mode="fixed")
     np.testing.assert_array_equal(net.run(xs, net.init_state(3))[0], naive_fixed_run(graph, xs))
@@ -198,19 +203,7 @@ def test_acc_shift_conv_and_causal_conv_are_bit_exact(rng):
     xs = (rng.random((12, 2, 2, 7, 7)) < 0.3).astype(np.float32)
     outs, _ = Network(graph, mode="fixed").run(xs, Network(graph, "fixed").init_state(2))
     np.testing.assert_array_equal(outs, naive_fixed_run(_expanded(graph), xs))
-    tc = quantize_graph(
-        g.Graph.chain(
-            [
-                ("in", g.Input((3,), 6, 0.1)),
-                ("tc", g.CausalConv1d(rng.normal(0, 0.5, (4, 3, 3)), rng.normal(0, 0.1, 4), 2)),
-                ("n", g.IF(0.5)),
-                ("r", g.Readout("sum")),
-                ("out", g.Output((4,))),
-            ]
-        ),
-        4,
-    )
-    tc = _with_shifts(tc, {"tc": 3})
+    tc = _with_shifts(_causal(rng, 4), {"tc": 3})
     xs = rng.normal(0, 1, (25, 3, 3)).astype(np.float32)
     net = Network(tc, mode="fixed")
     np.testing.assert_array_equal(
