@@ -176,10 +176,15 @@ def dense_batch(row, params, acts, values, counters, k):
 )
 def _list_block(y, ai, y0, i0, i1, dst, m):
     """Append the indices ``i`` in ``[i0, i1)`` where ``y[y0 + i] != 0`` at ``ai[dst + m:]``
-    (only counted when ``dst < 0``); returns the new count ``m``. A full block of 64 goes
-    through a bit mask (:mod:`eventsp.kernels.simd`)."""
-    if i1 - i0 == U64(64):
+    (only counted when ``dst < 0``); returns the new count ``m``. A block goes through a bit
+    mask (:mod:`eventsp.kernels.simd`) when it is full (64), or when the 64 values from its
+    start lie inside ``y`` (those past the block's end have their bits cleared) and, for a
+    list, it holds at least eight (``append_set_bits`` writes eight entries)."""
+    t = i1 - i0
+    if t == U64(64) or (y0 + i0 + U64(64) <= U64(y.shape[0]) and (dst < 0 or t >= U64(8))):
         mask = nonzero_mask64(y, y0 + i0)
+        if t < U64(64):
+            mask &= (U64(1) << t) - U64(1)
         if mask == 0:  # a silent run writes nothing
             return m
         if dst >= 0:

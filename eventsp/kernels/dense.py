@@ -56,6 +56,17 @@ def list_active_at(x, idx, start, n, dst):
                 non_binary = (mask & unequal_mask64(x, start + i0, np.float32(1.0))) != 0
             nnz = append_set_bits(idx, dst + nnz, i0, mask) - dst
         i0 += np.uint64(64)
+    tail = n - i0
+    if tail >= np.uint64(8) and start + i0 + np.uint64(64) <= np.uint64(x.shape[0]):
+        # The last, partial run through one masked run of 64: the values read past its end lie
+        # inside ``x`` and their bits are cleared. At least eight values: append_set_bits
+        # writes eight entries, and the list has room for ``n``.
+        mask = nonzero_mask64(x, start + i0) & ((np.uint64(1) << tail) - np.uint64(1))
+        if mask != 0:
+            if not non_binary:
+                non_binary = (mask & unequal_mask64(x, start + i0, np.float32(1.0))) != 0
+            nnz = append_set_bits(idx, dst + nnz, i0, mask) - dst
+        i0 = n
     for i in range(i0, n):
         v = x[start + i]
         if v != 0.0:

@@ -55,7 +55,7 @@ from eventsp.kernels.neurons import (
 )
 
 # sha256 over the other modules of eventsp/kernels, by name (see the docstring).
-KERNEL_SOURCES_SHA256 = "c570835c698b5a47c7b468c901ccfc7db51da485fce3e9da2d93413661d58b61"
+KERNEL_SOURCES_SHA256 = "ab8ca9c3eb8dbf1481a486e3c7d3b85fe8add4cb4fc79902bff697cc7cb12b56"
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
 

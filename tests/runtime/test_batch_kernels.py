@@ -27,9 +27,9 @@ def _mlp(rng: np.random.Generator) -> g.Graph:
             ("in", g.Input((150,))),
             ("fc1", g.Dense(w(70, 150, 3.0), rng.normal(0, 0.1, 70).astype(np.float32))),
             ("lif1", g.LIF(decay=0.9, threshold=1.0)),
-            ("fc2", g.Dense(w(66, 70, 2.5), None)),
-            ("if2", g.IF(threshold=0.8)),
-            ("fc3", g.Dense(w(9, 66, 2.0), np.zeros(9, np.float32))),
+            ("fc2", g.Dense(w(100, 70, 2.5), None)),
+            ("if2", g.IF(threshold=0.8)),  # 100: a list whose last run of 64 is partial
+            ("fc3", g.Dense(w(9, 100, 2.0), np.zeros(9, np.float32))),
             ("lif3", g.LIF(decay=0.8, threshold=0.5)),
             ("out", g.Output((9,))),
         ]
