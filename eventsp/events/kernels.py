@@ -73,7 +73,8 @@ def _voxel_grids(events, starts, ends, scratch, out):
     tonic's order (its two ``np.add.at``: every event's share of its own bin, in event order,
     then every event's share of the next bin) and rounded to float32 once. One pass that
     added both shares of each event would differ from tonic in the last bits where the
-    shares of several events cancel."""
+    shares of several events cancel; the next-bin shares wait in a list (position, value)
+    instead, so each event is read and its time scaled once."""
     B, H, W = scratch.shape
     flat = scratch.reshape(-1)
     for w in range(starts.shape[0]):
@@ -83,15 +84,25 @@ def _voxel_grids(events, starts, ends, scratch, out):
             t_first = events[s].t
             span = np.float64(events[e - 1].t - t_first)
             part = events[s:e]  # indices from 0: no sign check per access
-            for next_bin in range(2):
-                for i in range(part.shape[0]):
-                    ev = part[i]
-                    ts = B * (np.float64(ev.t) - np.float64(t_first)) / span if span > 0.0 else 0.0
-                    bin_ = np.int64(ts) + next_bin
-                    share = ts - np.int64(ts) if next_bin else 1.0 - (ts - np.int64(ts))
-                    if bin_ < B:
-                        sign = 1.0 if ev.p else -1.0
-                        flat[bin_ * H * W + np.int64(ev.y) * W + np.int64(ev.x)] += sign * share
+            # The shares of the next bin wait in ``later`` (index, value) for the second pass.
+            later_at = np.empty(part.shape[0], np.int64)
+            later = np.empty(part.shape[0])
+            n_later = 0
+            for i in range(part.shape[0]):
+                ev = part[i]
+                ts = B * (np.float64(ev.t) - np.float64(t_first)) / span if span > 0.0 else 0.0
+                bin_ = np.int64(ts)
+                frac = ts - bin_
+                sign = 1.0 if ev.p else -1.0
+                at = bin_ * H * W + np.int64(ev.y) * W + np.int64(ev.x)
+                if bin_ < B:
+                    flat[at] += sign * (1.0 - frac)
+                if bin_ + 1 < B:
+                    later_at[n_later] = at + H * W
+                    later[n_later] = sign * frac
+                    n_later += 1
+            for i in range(n_later):
+                flat[later_at[i]] += later[i]
         target = out[w].reshape(-1)
         for j in range(flat.shape[0]):
             target[j] = np.float32(flat[j])
