@@ -57,7 +57,6 @@ BATCH_SIGNATURE = (
     "void(int64[::1], float32[::1], float32[:, ::1], float32[:, ::1], float64[:, :, ::1], int64)"
 )
 U64 = np.uint64
-ONE = np.float32(1.0)
 
 
 @jit(

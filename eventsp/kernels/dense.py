@@ -45,28 +45,26 @@ def list_active_at(x, idx, start, n, dst):
     rows of a whole batch's buffers.
 
     64 inputs at a time: a bit mask of the nonzero ones (vectorised), then the positions of
-    its set bits (:mod:`eventsp.kernels.simd`)."""
+    its set bits (:mod:`eventsp.kernels.simd`). The last, partial run is masked the same way
+    when the 64 values from its start lie inside ``x`` (those past ``n`` have their bits
+    cleared) and it holds at least eight (``append_set_bits`` writes eight entries, and the
+    list has room for ``n``); else it is scanned one value at a time."""
     nnz = np.uint64(0)
     non_binary = False
     i0 = np.uint64(0)
-    while i0 + np.uint64(64) <= n:
+    room = np.uint64(x.shape[0])
+    while i0 < n:
+        run = n - i0
+        if run < np.uint64(64) and (run < np.uint64(8) or start + i0 + np.uint64(64) > room):
+            break
         mask = nonzero_mask64(x, start + i0)
+        if run < np.uint64(64):
+            mask &= (np.uint64(1) << run) - np.uint64(1)
         if mask != 0:
             if not non_binary:
                 non_binary = (mask & unequal_mask64(x, start + i0, np.float32(1.0))) != 0
             nnz = append_set_bits(idx, dst + nnz, i0, mask) - dst
-        i0 += np.uint64(64)
-    tail = n - i0
-    if tail >= np.uint64(8) and start + i0 + np.uint64(64) <= np.uint64(x.shape[0]):
-        # The last, partial run through one masked run of 64: the values read past its end lie
-        # inside ``x`` and their bits are cleared. At least eight values: append_set_bits
-        # writes eight entries, and the list has room for ``n``.
-        mask = nonzero_mask64(x, start + i0) & ((np.uint64(1) << tail) - np.uint64(1))
-        if mask != 0:
-            if not non_binary:
-                non_binary = (mask & unequal_mask64(x, start + i0, np.float32(1.0))) != 0
-            nnz = append_set_bits(idx, dst + nnz, i0, mask) - dst
-        i0 = n
+        i0 = min(i0 + np.uint64(64), n)
     for i in range(i0, n):
         v = x[start + i]
         if v != 0.0:

@@ -55,7 +55,7 @@ from eventsp.kernels.neurons import (
 )
 
 # sha256 over the other modules of eventsp/kernels, by name (see the docstring).
-KERNEL_SOURCES_SHA256 = "ab8ca9c3eb8dbf1481a486e3c7d3b85fe8add4cb4fc79902bff697cc7cb12b56"
+KERNEL_SOURCES_SHA256 = "3df2e2c43858fbfcdd072fe1d8476d4337ef13606643ec510e834a51b188622d"
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
 

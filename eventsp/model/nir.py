@@ -446,14 +446,8 @@ def _weights(raw: Any, meta: dict[str, Any], weight: np.ndarray | None = None) -
     bits, scale = int(meta["weight_bits"]), float(meta["weight_scale"])
     dtype = np.int8 if bits <= 8 else np.int16
     integer = np.rint(weight.astype(np.float64) / scale).astype(dtype)
-    return integer, {"weight_bits": bits, "weight_scale": scale, "acc_shift": _shift(meta)}
-
-
-def _shift(meta: dict[str, Any]) -> int:
-    shift = meta.get("acc_shift", 0)
-    if isinstance(shift, np.ndarray):  # metadata may come back from NIR files as arrays
-        shift = shift.item()
-    return int(shift)
+    shift = int(meta.get("acc_shift", 0))
+    return integer, {"weight_bits": bits, "weight_scale": scale, "acc_shift": shift}
 
 
 def _pair(value: Any) -> tuple[int, int]:

@@ -216,7 +216,13 @@ class Network:
                 status = execute_step(
                     self._code, self._params, x, out, values, acts, steps, counters
                 )
-            elif self.fixed is None and x.flags.c_contiguous and out.flags.c_contiguous:
+            elif (
+                self.fixed is None
+                and x.shape[1:] == self.input_shape
+                and out.shape[1:] == self.output_shape
+                and x.flags.c_contiguous
+                and out.flags.c_contiguous
+            ):  # the shapes themselves: a reshape would pass any array of the right size
                 flat_x = x.reshape(x.shape[0], self._n_in)  # views: both are contiguous
                 flat_out = out.reshape(out.shape[0], self._n_out)
                 status = execute_step(
@@ -251,11 +257,11 @@ class Network:
         code, params = self._code, self._params
         values, acts, steps, counters = state
         flat_out = out.reshape(state.batch, self._n_out)  # a view: out is contiguous
-        n_in, into_error = self._n_in, self._into_error
+        n_in, input_shape, into_error = self._n_in, self.input_shape, self._into_error
 
         def step(x: np.ndarray) -> np.ndarray:
             try:
-                if x.flags.c_contiguous:
+                if x.shape[1:] == input_shape and x.flags.c_contiguous:
                     flat_x = x.reshape(x.shape[0], n_in)  # a view, or an error
                     status = execute_step(
                         code, params, flat_x, flat_out, values, acts, steps, counters

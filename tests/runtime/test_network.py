@@ -211,6 +211,11 @@ def test_step_into_refuses_non_contiguous_spatial_buffers():
         net.step_into(x, wide, state)
     with pytest.raises(ValueError, match="x is ndarray float32"):
         net.step_into(np.zeros((2, 2, 6, 12), np.float32)[..., ::2], out, state)
+    # The right number of values in the wrong shape (a reshape would pass it) is refused too.
+    with pytest.raises(ValueError, match=r"x is ndarray float32 \(2, 6, 2, 6\)"):
+        net.step_into(np.zeros((2, 6, 2, 6), np.float32), out, state)
+    with pytest.raises(ValueError, match=r"out is ndarray float32 \(2, 6, 6, 3\)"):
+        net.step_into(x, np.zeros((2, 6, 6, 3), np.float32), state)
     assert net.step_into(x, out, state) is out
     assert state.steps.tolist() == [1, 1]
 
@@ -238,4 +243,6 @@ def test_stepper_refuses_bad_buffers_and_inputs():
         step(np.zeros((1, 2, 6, 5), np.float32))
     with pytest.raises(ValueError, match="x is ndarray float32"):
         step(np.zeros((1, 2, 6, 12), np.float32)[..., ::2])
+    with pytest.raises(ValueError, match=r"x is ndarray float32 \(1, 72\)"):
+        step(np.zeros((1, 72), np.float32))  # the right size, the wrong shape
     assert state.steps.tolist() == [0, 0]  # nothing ran
