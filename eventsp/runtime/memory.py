@@ -32,7 +32,8 @@ HUGE_PAGE = 2 << 20
 LINE = 64
 # Below this an array is not worth a 2 MiB page of its own: a network's weights (one copy,
 # shared by every state) from 256 KiB, a state's arrays (one per state: a server may hold
-# thousands) from 512 KiB, so that whole pages cost at most 4x the array's size in memory.
+# thousands) from 512 KiB: whole pages cost at most 8x the weights' size (one copy) and 4x
+# a state array's.
 MIN_BYTES = 256 << 10
 STATE_MIN_BYTES = 512 << 10
 
