@@ -77,6 +77,10 @@ def _voxel_grids(events, starts, ends, scratch, out):
     instead, so each event is read and its time scaled once."""
     B, H, W = scratch.shape
     flat = scratch.reshape(-1)
+    # The shares of the next bin wait in ``later`` (index, value) for the second pass.
+    longest = np.max(ends - starts) if starts.shape[0] else 0
+    later_at = np.empty(max(longest, 0), np.int64)
+    later = np.empty(max(longest, 0))
     for w in range(starts.shape[0]):
         s, e = starts[w], ends[w]
         flat[:] = 0.0
@@ -84,9 +88,6 @@ def _voxel_grids(events, starts, ends, scratch, out):
             t_first = events[s].t
             span = np.float64(events[e - 1].t - t_first)
             part = events[s:e]  # indices from 0: no sign check per access
-            # The shares of the next bin wait in ``later`` (index, value) for the second pass.
-            later_at = np.empty(part.shape[0], np.int64)
-            later = np.empty(part.shape[0])
             n_later = 0
             for i in range(part.shape[0]):
                 ev = part[i]

@@ -122,7 +122,7 @@ def test_auto_acc_shift_rounds_threshold_within_one_percent_under_the_exact_cap(
     # unit 0.25 of a threshold 1.0: k=3 gives 32 units (1.6% rounding), k=4 gives 64.
     assert auto_acc_shift(1.0, 0.25, fan_in=64, bits=4, in_max=1, T=8) == 4
     assert auto_acc_shift(1.0, 0.01, fan_in=64, bits=4, in_max=1, T=8) == 0  # fine already
-    # cap: 64 * 8 * 1 * 8 * 2**(k+1) < 2**23 -> k <= 10
+    # cap: 64 * 8 * 1 * 8 * 2**k < 2**23 -> k <= 10
     assert auto_acc_shift(1.0, 1e6, fan_in=64, bits=4, in_max=1, T=8) == 10
     # 8-bit weights on 0..255 pixels: no room left for a shift below 2**23
     assert auto_acc_shift(1.0, 10.0, fan_in=25, bits=8, in_max=255, T=8) == 0

@@ -34,7 +34,8 @@ Choosing ``k`` (:func:`auto_acc_shift`, at each ``bits`` stage): the smallest sh
 rounding moves the threshold by at most 1% (``θ / u >= 50``; for the readout, its largest bias
 ``|b| / u >= 50``), capped so that the worst-case membrane over ``T`` steps stays below
 ``2**23`` (and at 16). With 8-bit weights the weight step is fine already and ``k`` is 0 or 1;
-with 4 bits a spiking layer whose threshold is a few weight steps needs 3-4 bits.
+with 4 bits a spiking layer whose threshold is a few weight steps needs more (2-6 in the runs
+of ``docs/ptl.md``).
 """
 
 from __future__ import annotations
