@@ -17,7 +17,7 @@ from eventsp.apps.kws import (
 )
 from eventsp.audio import read_audio
 from eventsp.cli import main as cli_main
-from eventsp.train.lmu.kws import KWS_LABELS
+from eventsp.train.lmu.kws_data import KWS_LABELS
 
 SPEECH = "speech/speech_commands_v2_test_dev"
 

@@ -14,8 +14,15 @@ import torch
 from eventsp.apps.kws import KeywordSpotter, speaker_of, speaker_split
 from eventsp.runtime import Network
 from eventsp.train.lmu.export import export_model
-from eventsp.train.lmu.kws import KWS_LABELS, augment, main
-from eventsp.train.lmu.kws_data import load_v1_subset, mix_clips, spec_augment, stack_frames
+from eventsp.train.lmu.kws import main
+from eventsp.train.lmu.kws_data import (
+    KWS_LABELS,
+    augment,
+    load_v1_subset,
+    mix_clips,
+    spec_augment,
+    stack_frames,
+)
 from eventsp.train.lmu.model import HybridLMU, LMUConfig
 from eventsp.train.lmu.quantizer import quantize_sequential
 
@@ -194,6 +201,7 @@ def test_tiny_training_run_exports_a_working_keyword_model(data_root, tmp_path, 
     common += ["--memory-d", "2", "--order", "6", "--hidden", "8", "--threads", "1"]
     common += ["--frames", "5", "--mix-prob", "0.5", "--spec-augment"]
     first = ["--run-dir", str(run), "--test", "--clip-decision", "smoothed", "--stack", "2"]
+    first += ["--smooth-frames", "7"]  # not the application's fallback (20)
     # --anneal-until 0.4: both epochs run at the final dt, so both enter the average
     first += ["--average-last", "2", "--hidden2", "5", "--hidden3", "4", "--anneal-until", "0.4"]
     assert main([*common, *first]) == 0
@@ -204,7 +212,7 @@ def test_tiny_training_run_exports_a_working_keyword_model(data_root, tmp_path, 
     spotter = KeywordSpotter(run / "kws_lmu.esp")
     assert spotter.clip_decision == "smoothed"
     assert spotter.stack == 2
-    assert spotter.smooth_frames == 20  # the trainer's --smooth-frames, from the metadata
+    assert spotter.smooth_frames == 7  # the trainer's --smooth-frames, from the metadata
     assert spotter.network.input_shape == (80,)
     assert spotter.classify(np.zeros(16000, np.float32)).frames == 98
     meta = spotter.metadata

@@ -52,12 +52,8 @@ from eventsp.train.lmu.export import export_model
 from eventsp.train.lmu.kws_data import (
     KWS_LABELS,
     SAMPLE_RATE,
-    SpeechSet,
     add_data_arguments,
-    augment,
     features,
-    limit_sets,
-    load_speech_commands,
     load_training_data,
     spec_augment,
     stack_frames,
@@ -66,15 +62,7 @@ from eventsp.train.lmu.kws_distill import distill_loss, load_teachers, teacher_p
 from eventsp.train.lmu.model import HybridLMU, LMUConfig
 from eventsp.train.lmu.quantizer import BitsAccumulator, DtSchedule
 
-__all__ = [
-    "KWS_LABELS",
-    "SpeechSet",
-    "augment",
-    "features",
-    "limit_sets",
-    "load_speech_commands",
-    "main",
-]
+__all__ = ["main"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,7 +25,7 @@ import numpy as np
 
 from eventsp.apps.kws import KeywordSpotter, KWSConfig, speaker_of, speaker_split
 from eventsp.audio import read_audio
-from eventsp.train.lmu.kws import KWS_LABELS
+from eventsp.train.lmu.kws_data import KWS_LABELS
 
 
 def main(argv: Sequence[str] | None = None) -> int:

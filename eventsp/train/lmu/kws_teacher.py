@@ -7,6 +7,8 @@ A :class:`~eventsp.train.lmu.kws_distill.TeacherCNN` over whole one-second log-m
 trained on the TRAINING speakers only (the same split, extra v0.01 clips, espeak-ng clips and
 augmentation as the student's trainer ``kws``), its epoch chosen on the validation speakers.
 The test split is never read. ``RUN/best.pt`` is what the student's ``--teacher`` takes.
+It runs as one process (a few minutes on a core); the student trainer is the one that scales
+out under ``torchrun``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ from eventsp.train.lmu.kws_data import (
     load_training_data,
     spec_augment,
 )
-from eventsp.train.lmu.kws_distill import TeacherCNN, TeacherConfig, save_teacher
+from eventsp.train.lmu.kws_distill import (
+    TeacherCNN,
+    TeacherConfig,
+    save_teacher,
+    teacher_posteriors,
+)
 
 __all__ = ["main"]
 
@@ -53,13 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-@torch.no_grad()
 def accuracy(model: TeacherCNN, logmel: np.ndarray, labels: np.ndarray) -> float:
-    """Arg-max accuracy of ``model`` (eval mode) on raw log-mel clips."""
-    model.eval()
-    x = torch.from_numpy(logmel)
-    pred = torch.cat([model(x[i : i + 256]).argmax(1) for i in range(0, len(x), 256)])
-    return float((pred.numpy() == labels).mean())
+    """Arg-max accuracy of ``model`` on raw log-mel clips (eval mode, through
+    :func:`teacher_posteriors`)."""
+    pred = teacher_posteriors([model], logmel, 1.0).argmax(1).numpy()
+    return float((pred == labels).mean())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,43 +94,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     loss_fn = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
     generator = torch.Generator().manual_seed(args.seed)
     log = loop.MetricsLog(args.run_dir)
-    env = loop.setup_distributed("cpu")
+    env = loop.DistEnv()  # one process: the teacher is small and trains in minutes
     best = None
-    try:
-        for epoch in range(args.epochs):
-            tic = time.perf_counter()
-            waves, labels = data.epoch(args, rng)
-            x_train = torch.from_numpy(features(waves, front))
-            y_train = torch.from_numpy(labels)
-            batches = list(torch.randperm(len(x_train), generator=generator).split(args.batch_size))
-            model.train()
-            loss_sum = 0.0
-            for idx in loop.progress(batches, env, enabled=not args.no_progress):
-                z = model.standardise(x_train[idx])
-                if not args.no_spec_augment:
-                    z = spec_augment(z, generator)
-                loss = loss_fn(model.classify(z), y_train[idx])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.item() * len(idx)
-            scheduler.step()
-            val_acc = accuracy(model, x_val, val.labels)
-            if best is None or val_acc > best:
-                best = val_acc
-                save_teacher(args.run_dir / "best.pt", model, epoch, best)
-            row = {
-                "epoch": epoch + 1,
-                "train_loss": loss_sum / len(x_train),
-                "val_acc": val_acc,
-                "clips": len(x_train),
-                "seconds": time.perf_counter() - tic,
-            }
-            log.log(**row)
-            print(json.dumps(row), flush=True)
-        log.plot("epoch", ["train_loss", "val_acc"], title="KWS teacher")
-    finally:
-        loop.teardown_distributed(env)
+    for epoch in range(args.epochs):
+        tic = time.perf_counter()
+        waves, labels = data.epoch(args, rng)
+        x_train = torch.from_numpy(features(waves, front))
+        y_train = torch.from_numpy(labels)
+        batches = list(torch.randperm(len(x_train), generator=generator).split(args.batch_size))
+        model.train()
+        loss_sum = 0.0
+        for idx in loop.progress(batches, env, enabled=not args.no_progress):
+            z = model.standardise(x_train[idx])
+            if not args.no_spec_augment:
+                z = spec_augment(z, generator)
+            loss = loss_fn(model.classify(z), y_train[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * len(idx)
+        scheduler.step()
+        val_acc = accuracy(model, x_val, val.labels)
+        if best is None or val_acc > best:
+            best = val_acc
+            save_teacher(args.run_dir / "best.pt", model, epoch, best)
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / len(x_train),
+            "val_acc": val_acc,
+            "clips": len(x_train),
+            "seconds": time.perf_counter() - tic,
+        }
+        log.log(**row)
+        print(json.dumps(row), flush=True)
+    log.plot("epoch", ["train_loss", "val_acc"], title="KWS teacher")
     summary = {"best_val_acc": best, "config": {**vars(config), "channels": list(args.channels)}}
     (args.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary), flush=True)
