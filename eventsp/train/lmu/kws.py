@@ -202,15 +202,16 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
             soft = teacher_posteriors(teachers, logmel, args.distill_temperature)
         order = torch.randperm(len(x_train), generator=generator)
         batches = list(order.split(args.batch_size))
+        supervised = None if args.frames == 1 else args.frames
         loss_sum = 0.0
         for step, idx in enumerate(loop.progress(batches, env, enabled=not args.no_progress)):
             dt = schedule((epoch + step / len(batches)) / args.epochs)
             x = x_train[idx]
             if args.spec_augment:
                 x = spec_augment(x, generator)
+            # (batch, classes), or (batch, K, classes) for the last K steps: each has the label
+            logits = net(x, dt, generator=generator, frames=supervised)
             if soft is not None:
-                some = None if args.frames == 1 else args.frames
-                logits = net(x, dt, generator=generator, frames=some)
                 loss = distill_loss(
                     logits,
                     y_train[idx],
@@ -219,10 +220,7 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
                     args.distill_temperature,
                     args.label_smoothing,
                 )
-            elif args.frames == 1:
-                loss = loss_fn(net(x, dt, generator=generator), y_train[idx])
             else:
-                logits = net(x, dt, generator=generator, frames=args.frames)
                 target = y_train[idx, None].expand(-1, args.frames)
                 loss = loss_fn(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
             optimizer.zero_grad(set_to_none=True)

@@ -153,36 +153,32 @@ class HybridLMU(nn.Module):
             return self.forward_frames(x, dt, frames, generator=generator)
         self._check(x)
         if self.config.readout == "last":
-            a = torch.relu(self._hidden_input_last(x))
-            if dt is not None:
-                v0 = torch.rand(a.shape, generator=generator, dtype=torch.float64)
-                n = quantize_parallel(a[:, None], dt, v0, dim=1)[:, 0]
-                a = straight_through(a, n, dt)
+            a = torch.relu(self._hidden_input_last(x))[:, None]
+            a = self._quantized(a, dt, generator, random_start=True)
             for layer in self.deeper_layers():
-                a = self._second(a[:, None], dt, generator, random_start=True, layer=layer)[:, 0]
-            return self.output(a)
+                a = self._quantized(torch.relu(layer(a)), dt, generator, random_start=True)
+            return self.output(a[:, 0])
         a = torch.relu(self._hidden_input_all(x))
-        if dt is not None:
-            a = straight_through(a, quantize_parallel(a, dt, dim=1), dt)
+        a = self._quantized(a, dt, generator, random_start=False)
         for layer in self.deeper_layers():
-            a = self._second(a, dt, generator, random_start=False, layer=layer)
+            a = self._quantized(torch.relu(layer(a)), dt, generator, random_start=False)
         return self.output(a.mean(dim=1))
 
     def deeper_layers(self) -> list[nn.Linear]:
         """The quantized layers after the first: ``hidden_to_hidden`` [, ``hidden_to_hidden3``]."""
         return [m for m in (self.hidden_to_hidden, self.hidden_to_hidden3) if m is not None]
 
-    def _second(
-        self,
-        h: torch.Tensor,
+    @staticmethod
+    def _quantized(
+        a: torch.Tensor,
         dt: float | None,
         generator: torch.Generator | None,
         *,
         random_start: bool,
-        layer: nn.Linear,
     ) -> torch.Tensor:
-        """A quantized layer ``layer`` (second or third) on ``h (batch, T, width)``."""
-        a = torch.relu(layer(h))
+        """The quantizer over the activities ``a (batch, T, width)`` of any of the quantized
+        layers, with a straight-through gradient (``a`` itself when ``dt`` is None); its
+        residual starts random (``random_start``, one draw per unit) or at 0."""
         if dt is None:
             return a
         v0 = 0.0
@@ -223,11 +219,9 @@ class HybridLMU(nn.Module):
             raise ValueError(f"frames is {frames!r}; expected an int in [1, {T}] (the steps)")
         m = self._memory_all(self.encoder(x))
         a = torch.relu(self.memory_to_hidden(m) + self.input_to_hidden(x))
-        if dt is not None:
-            v0 = torch.rand((a.shape[0], a.shape[2]), generator=generator, dtype=torch.float64)
-            a = straight_through(a, quantize_parallel(a, dt, v0, dim=1), dt)
+        a = self._quantized(a, dt, generator, random_start=True)
         for layer in self.deeper_layers():
-            a = self._second(a, dt, generator, random_start=True, layer=layer)
+            a = self._quantized(torch.relu(layer(a)), dt, generator, random_start=True)
         return self.output(a[:, T - frames :])
 
     @torch.no_grad()
