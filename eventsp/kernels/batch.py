@@ -47,7 +47,7 @@ from eventsp.kernels.layout import (
     H,
     W,
 )
-from eventsp.kernels.simd import append_set_bits, nonzero_mask64, popcount64
+from eventsp.kernels.simd import append_set_bits, flat_view, nonzero_mask64, popcount64
 
 # LIF membranes below this magnitude are flushed to zero: a decaying membrane would otherwise
 # pass through float32 denormals, which are ~100x slower on x86.
@@ -89,7 +89,7 @@ def dense_batch(row, params, acts, values, counters, k):
     """Dense for every stream: ``y = b + W x``, ``params[P0:]`` holding ``W.T`` (in, out) and
     ``params[P1:]`` ``b``; each output is summed as ``b``, then the listed inputs in increasing
     order (as ``dense._accumulate_rows`` and the conv kernels do)."""
-    flat = acts.reshape(-1)
+    flat = flat_view(acts)
     ai = flat.view(np.int32)
     stride = U64(acts.shape[1])
     n_in = U64(row[N_IN])
@@ -211,9 +211,9 @@ def _spiking_batch(row, params, acts, values, counters, k, leaky):
     per 64 neurons. When ``MODE >= 0`` the list goes at that float offset of the stream's
     ``acts``, viewed as int32: ``[count, index, index, ...]`` (increasing); the next Dense,
     Conv2d or pooling layer reads it (column ``IN2``) instead of scanning the spikes."""
-    flat = acts.reshape(-1)
+    flat = flat_view(acts)
     ai = flat.view(np.int32)
-    mem = values.reshape(-1)
+    mem = flat_view(values)
     n = U64(row[N_OUT])
     th = params[row[P2]]
     decay = params[row[P2] + 1] if leaky else np.float32(1.0)
@@ -266,8 +266,8 @@ def if_batch(row, params, acts, values, counters, k):
 def copy_rows(src, s0, dst, d0, n, n_c, n_h, n_w):
     """Per stream ``b``: ``dst[b, d0:d0+n] = src[b, s0:s0+n]``, transposed ``(C, H, W) ->
     (H, W, C)`` when ``n_c > 0`` and ``n_c < 0`` (the reverse, with ``C = -n_c``)."""
-    fs = src.reshape(-1)
-    fd = dst.reshape(-1)
+    fs = flat_view(src)
+    fd = flat_view(dst)
     for bb in range(src.shape[0]):
         a = U64(bb) * U64(src.shape[1]) + s0
         z = U64(bb) * U64(dst.shape[1]) + d0

@@ -55,7 +55,7 @@ from eventsp.kernels.neurons import (
 )
 
 # sha256 over the other modules of eventsp/kernels, by name (see the docstring).
-KERNEL_SOURCES_SHA256 = "3df2e2c43858fbfcdd072fe1d8476d4337ef13606643ec510e834a51b188622d"
+KERNEL_SOURCES_SHA256 = "5152f4aee1132186827ad9ea1a50e00c631ea921e444f01391abca28651e834a"
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
 

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numba.core.errors import TypingError
 
 from eventsp._jit import jit
-from eventsp.kernels.simd import append_set_bits, nonzero_mask64, popcount64, unequal_mask64
+from eventsp.kernels.simd import (
+    append_set_bits,
+    flat_view,
+    nonzero_mask64,
+    popcount64,
+    unequal_mask64,
+)
 
 
 @jit("uint64[:, ::1](float32[::1], float32)", cache=False)
@@ -59,3 +66,38 @@ def test_append_set_bits_lists_positions_in_order(rng, bits):
     assert (idx[:pos] == -7).all()  # nothing before pos
     written = max(bits, 8)
     assert (idx[pos + written :] == -7).all()  # at most eight entries past the count
+
+
+@jit(cache=False)
+def flat_then_write(a, i, value):
+    flat = flat_view(a)
+    flat[i] = value  # through the view, into a
+    return flat
+
+
+@pytest.mark.parametrize("shape", [(7,), (3, 5), (2, 3, 4), (1, 64)])
+def test_flat_view_is_reshape_minus_one_sharing_memory(rng, shape):
+    a = rng.normal(size=shape).astype(np.float32)
+    expected = a.reshape(-1).copy()
+    expected[-1] = 9.5
+    flat = flat_then_write(a, a.size - 1, np.float32(9.5))
+    assert flat.shape == (a.size,)
+    assert np.array_equal(flat, expected)
+    assert np.array_equal(a.reshape(-1), expected)  # the write went into a
+    assert np.shares_memory(flat, a)
+
+
+@jit(cache=False)
+def flat_view_only(a):
+    return flat_view(a)
+
+
+def test_flat_view_of_an_empty_array_is_empty():
+    assert flat_view_only(np.zeros((0, 3), np.float32)).shape == (0,)
+
+
+def test_flat_view_refuses_a_non_contiguous_layout():
+    with pytest.raises(TypingError):
+        flat_view_only(np.zeros((4, 3), np.float32, order="F"))
+    with pytest.raises(TypingError):
+        flat_view_only(np.zeros((4, 6), np.float32)[:, ::2])
