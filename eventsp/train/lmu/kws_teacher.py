@@ -17,6 +17,7 @@ import argparse
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,8 @@ from torch import nn
 from eventsp.train import loop
 from eventsp.train.lmu.kws_data import (
     KWS_LABELS,
+    SpeechSet,
+    TrainingData,
     add_data_arguments,
     features,
     load_training_data,
@@ -38,7 +41,7 @@ from eventsp.train.lmu.kws_distill import (
     teacher_posteriors,
 )
 
-__all__ = ["main"]
+__all__ = ["TeacherRun", "build_parser", "main", "train_teacher"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,16 +70,32 @@ def accuracy(model: TeacherCNN, logmel: np.ndarray, labels: np.ndarray) -> float
     return float((pred == labels).mean())
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+@dataclass(frozen=True)
+class TeacherRun:
+    """What :func:`train_teacher` found: the chosen epoch (1-based) and its validation
+    accuracy, the network's sizes, and one row per epoch (``metrics.jsonl``)."""
+
+    best_epoch: int
+    best_val_acc: float
+    config: TeacherConfig
+    history: tuple[dict, ...]
+
+
+def train_teacher(
+    args: argparse.Namespace, data: TrainingData, val: SpeechSet, run_dir: Path
+) -> TeacherRun:
+    """Train a :class:`TeacherCNN` on ``data``'s epochs, choosing its epoch on ``val``.
+
+    ``args`` holds this module's flags (:func:`build_parser`). Writes ``run_dir/best.pt``
+    (the chosen epoch, for :func:`~eventsp.train.lmu.kws_distill.load_teachers`), the
+    metrics and ``curves.png``. Seeded from ``args.seed`` alone, so that every call with the
+    same data trains the same network.
+    """
     if args.epochs < 1:
         raise ValueError(f"--epochs is {args.epochs}; expected >= 1")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     loop.seed_everything(args.seed)
     rng = np.random.default_rng(args.seed)
-    data = load_training_data(args)
-    front, val = data.front, data.sets["val"]
+    front = data.front
     x_val = features(val.audio, front)
     config = TeacherConfig(
         n_mels=front.n_mels,
@@ -93,9 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     loss_fn = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
     generator = torch.Generator().manual_seed(args.seed)
-    log = loop.MetricsLog(args.run_dir)
+    log = loop.MetricsLog(run_dir)
     env = loop.DistEnv()  # one process: the teacher is small and trains in minutes
-    best = None
+    best, best_epoch = None, 0
     for epoch in range(args.epochs):
         tic = time.perf_counter()
         waves, labels = data.epoch(args, rng)
@@ -116,8 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         scheduler.step()
         val_acc = accuracy(model, x_val, val.labels)
         if best is None or val_acc > best:
-            best = val_acc
-            save_teacher(args.run_dir / "best.pt", model, epoch, best)
+            best, best_epoch = val_acc, epoch + 1
+            save_teacher(run_dir / "best.pt", model, epoch, best)
         row = {
             "epoch": epoch + 1,
             "train_loss": loss_sum / len(x_train),
@@ -128,7 +147,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.log(**row)
         print(json.dumps(row), flush=True)
     log.plot("epoch", ["train_loss", "val_acc"], title="KWS teacher")
-    summary = {"best_val_acc": best, "config": {**vars(config), "channels": list(args.channels)}}
+    return TeacherRun(best_epoch, best, config, tuple(log.rows))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.epochs < 1:
+        raise ValueError(f"--epochs is {args.epochs}; expected >= 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = load_training_data(args)
+    run = train_teacher(args, data, data.sets["val"], args.run_dir)
+    config = {**vars(run.config), "channels": list(args.channels)}
+    summary = {"best_val_acc": run.best_val_acc, "config": config}
     (args.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary), flush=True)
     return 0

@@ -1,0 +1,345 @@
+"""Speaker-disjoint K-fold cross-validation of the keyword-spotting teacher
+(``python -m eventsp.train.lmu.kws_cv``).
+
+    python -m eventsp.train.lmu.kws_cv --folds 5 --run-dir runs/kws5-cv --epochs 40 \
+        --synth-dir runs/kws-synth --synth-per-epoch 1500 --threads 1
+
+A diagnostic, not a trainer of anything that ships: how well does a network without a
+synaptic-operation budget (:class:`~eventsp.train.lmu.kws_distill.TeacherCNN`, trained as
+``kws_teacher`` trains it, with every one of its flags) classify speakers it never saw? One
+split of about 30 test speakers cannot say; K folds test every speaker once.
+
+- **Folds:** every speaker of ``speech_commands_v2_test_dev`` goes to fold
+  ``crc32(speaker) % K`` (each ``_silence_`` clip is its own "speaker", as in
+  :func:`~eventsp.apps.kws.speaker_split`). For fold ``i``: test = fold ``i``; validation
+  (the epoch choice only) = fold ``(i + 1) % K``; training = the other folds, plus the v0.01
+  clips of training-fold speakers and the espeak-ng clips (``--synth-dir``), augmented as in
+  ``kws_teacher``. No clip of a test or validation speaker reaches training, whichever set it
+  comes from; v0.01 clips are never tested.
+- **Writes** ``RUN/fold<i>/`` (the teacher's ``best.pt``, metrics and curves, ``result.json``,
+  ``predictions.npz`` with every test clip's file, label, prediction and posteriors) and
+  ``RUN/summary.json`` (:func:`summarise`): per fold the clip and speaker counts, the chosen
+  epoch and the test accuracy; the accuracy pooled over all test clips with a 95% interval
+  from resampling speakers; the mean and spread over folds; accuracy per class, and per
+  bucket of the bundled model's fixed split (is its "test" split harder than the others?).
+- A fold whose ``result.json`` exists is read, not trained again (resume after a stop).
+
+It never reads or writes the bundled model; the bundled split (``speaker_split``) is used only
+to group the pooled results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from eventsp.apps.kws import speaker_of, speaker_split
+from eventsp.audio import LogMelConfig
+from eventsp.train.lmu.kws_data import (
+    CLIP_SAMPLES,
+    KWS_LABELS,
+    SAMPLE_RATE,
+    SpeechSet,
+    TrainingData,
+    features,
+    load_speech_commands,
+    read_clip,
+)
+from eventsp.train.lmu.kws_distill import load_teachers, teacher_posteriors
+from eventsp.train.lmu.kws_teacher import build_parser as teacher_parser
+from eventsp.train.lmu.kws_teacher import train_teacher
+
+__all__ = ["Corpus", "assign_folds", "fold_of", "fold_split", "load_corpus", "main", "summarise"]
+
+SILENCE = KWS_LABELS.index("_silence_")
+SPLITS = ("train", "val", "test")
+
+
+def fold_of(speaker: str, folds: int) -> int:
+    """The fold of ``speaker``: ``crc32(speaker) % folds``, stable across runs and machines."""
+    return zlib.crc32(speaker.encode()) % folds
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Clips with their speakers: ``audio (N, 16000) float32``, ``labels (N,) int64``,
+    ``files`` and ``speakers`` (``speaker_of`` each file), both ``(N,)`` str arrays."""
+
+    audio: np.ndarray
+    labels: np.ndarray
+    files: np.ndarray
+    speakers: np.ndarray
+
+    def take(self, idx: np.ndarray) -> Corpus:
+        return Corpus(self.audio[idx], self.labels[idx], self.files[idx], self.speakers[idx])
+
+    def speech_set(self, idx: np.ndarray) -> SpeechSet:
+        return SpeechSet(self.audio[idx], self.labels[idx], tuple(self.files[idx]))
+
+
+def _corpus(audio: list | np.ndarray, labels: list | np.ndarray, files: Sequence[str]) -> Corpus:
+    audio = np.stack(audio) if len(audio) else np.zeros((0, CLIP_SAMPLES), np.float32)
+    speakers = [speaker_of(Path(f)) for f in files]
+    return Corpus(
+        audio, np.asarray(labels, np.int64), np.asarray(files, str), np.asarray(speakers, str)
+    )
+
+
+def load_corpus(speech: Path, skip_v1: bool = False, limit: int = 0) -> tuple[Corpus, Corpus]:
+    """``(v2, v1)``: every 12-class clip of ``speech/speech_commands_v2_test_dev`` and every
+    clip of ``speech/speech_commands_v1_subset`` (its 20 other words are ``_unknown_``; empty
+    with ``skip_v1`` or when missing). ``limit``: keep about that many v2 clips, spread over
+    the classes (tests)."""
+    sets = load_speech_commands(speech / "speech_commands_v2_test_dev")
+    v2 = _corpus(
+        np.concatenate([sets[k].audio for k in SPLITS]),
+        np.concatenate([sets[k].labels for k in SPLITS]),
+        [f for k in SPLITS for f in sets[k].files],
+    )
+    if limit:
+        v2 = v2.take(np.argsort(v2.files, kind="stable")[:: max(1, len(v2.files) // limit)][:limit])
+    unknown = KWS_LABELS.index("_unknown_")
+    paths = [] if skip_v1 else sorted((speech / "speech_commands_v1_subset").glob("*/*.wav"))
+    v1 = _corpus(
+        [read_clip(p, SAMPLE_RATE) for p in paths],
+        [
+            KWS_LABELS.index(p.parent.name) if p.parent.name in KWS_LABELS else unknown
+            for p in paths
+        ],
+        [str(p) for p in paths],
+    )
+    return v2, v1
+
+
+def assign_folds(speakers: np.ndarray, folds: int) -> np.ndarray:
+    """``(N,) int64``: the fold of every clip's speaker (:func:`fold_of`)."""
+    if not isinstance(folds, int) or folds < 3:
+        raise ValueError(
+            f"folds is {folds!r}; expected an int >= 3 (one fold tests, the next selects the "
+            "epoch, the rest train)"
+        )
+    return np.asarray([fold_of(str(s), folds) for s in speakers], np.int64)
+
+
+def fold_split(fold_ids: np.ndarray, fold: int, folds: int) -> dict[str, np.ndarray]:
+    """Clip indices ``{"train", "val", "test"}`` of ``fold``: test = ``fold``, validation =
+    ``(fold + 1) % folds``, training = the rest."""
+    if not 0 <= fold < folds:
+        raise ValueError(f"fold is {fold}; expected 0 <= fold < {folds}")
+    val = (fold + 1) % folds
+    return {
+        "train": np.flatnonzero((fold_ids != fold) & (fold_ids != val)),
+        "val": np.flatnonzero(fold_ids == val),
+        "test": np.flatnonzero(fold_ids == fold),
+    }
+
+
+def fold_training_data(
+    v2: Corpus, split: dict[str, np.ndarray], v1: Corpus, v1_train: np.ndarray, synth
+) -> TrainingData:
+    """The :class:`TrainingData` of one fold, built as ``load_training_data`` builds the
+    bundled split's: feature statistics and background noise from the v2 training clips only,
+    then the v0.01 clips of training speakers appended."""
+    sets = {k: v2.speech_set(idx) for k, idx in split.items()}
+    train = sets["train"]
+    front = LogMelConfig(sample_rate=SAMPLE_RATE)
+    clean = features(train.audio, front)
+    return TrainingData(
+        sets=sets,
+        front=front,
+        audio=np.concatenate([train.audio, v1.audio[v1_train]]),
+        labels=np.concatenate([train.labels, v1.labels[v1_train]]),
+        synth=synth,
+        noise=train.audio[train.labels == SILENCE],
+        mean=clean.mean(axis=(0, 1)),
+        std=clean.std(axis=(0, 1)) + 1e-3,
+        frames=clean.shape[1],
+        v1_clips=len(v1_train),
+    )
+
+
+def _counts(corpus: Corpus, idx: np.ndarray) -> dict[str, int]:
+    words = corpus.labels[idx] != SILENCE
+    return {
+        "clips": len(idx),
+        "speakers": len(set(corpus.speakers[idx][words])),
+        "silence_clips": int((~words).sum()),
+    }
+
+
+def summarise(
+    folds: Sequence[dict],
+    labels: np.ndarray,
+    pred: np.ndarray,
+    files: Sequence[str],
+    draws: int = 2000,
+    seed: int = 0,
+) -> dict:
+    """The cross-validation summary of per-fold ``result.json`` dicts and the pooled test
+    clips' ``labels``, predictions ``pred`` and ``files``.
+
+    ``pooled``: accuracy over all clips, with a 95% percentile interval from ``draws`` draws
+    of speakers with replacement (a speaker's clips stay together); ``folds``: mean, sample
+    std, min and max of the fold accuracies; ``per_class``: accuracy (recall) and clips per
+    label, and for keywords only / non-keywords only; ``by_fixed_split``: accuracy over the
+    clips of each bucket of ``speaker_split`` (the bundled model's split); ``confusion``:
+    rows true, columns predicted.
+    """
+    labels, pred = np.asarray(labels), np.asarray(pred)
+    if labels.shape != pred.shape or len(files) != len(labels):
+        raise ValueError(
+            f"{len(labels)} labels, {len(pred)} predictions and {len(files)} files; expected "
+            "one of each per test clip"
+        )
+    right = labels == pred
+    speakers = np.asarray([speaker_of(Path(f)) for f in files])
+    _, group = np.unique(speakers, return_inverse=True)
+    per_speaker_right = np.bincount(group, right.astype(float))
+    per_speaker_clips = np.bincount(group).astype(float)
+    rng = np.random.default_rng(seed)
+    boot = np.empty(draws)
+    for d in range(draws):
+        pick = rng.integers(len(per_speaker_clips), size=len(per_speaker_clips))
+        boot[d] = per_speaker_right[pick].sum() / per_speaker_clips[pick].sum()
+    accs = np.asarray([f["test_acc"] for f in folds], float)
+    keyword = labels < KWS_LABELS.index("_unknown_")
+    fixed = np.asarray([speaker_split(str(s)) for s in speakers])
+    confusion = np.zeros((len(KWS_LABELS), len(KWS_LABELS)), np.int64)
+    np.add.at(confusion, (labels, pred), 1)
+
+    def acc(mask: np.ndarray) -> dict:
+        return {"acc": float(right[mask].mean()) if mask.any() else None, "clips": int(mask.sum())}
+
+    return {
+        "pooled": {
+            **acc(np.ones(len(right), bool)),
+            "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+            "speakers": len(per_speaker_clips),
+        },
+        "folds": {
+            "mean": float(accs.mean()),
+            "std": float(accs.std(ddof=1)) if len(accs) > 1 else 0.0,
+            "min": float(accs.min()),
+            "max": float(accs.max()),
+            "per_fold": list(folds),
+        },
+        "per_class": {name: acc(labels == k) for k, name in enumerate(KWS_LABELS)},
+        "keywords": acc(keyword),
+        "non_keywords": acc(~keyword),
+        "by_fixed_split": {k: acc(fixed == k) for k in SPLITS},
+        "confusion": {"labels": list(KWS_LABELS), "counts": confusion.tolist()},
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """``kws_teacher``'s flags (the recipe of every fold) plus ``--folds``."""
+    p = teacher_parser()
+    p.prog = "python -m eventsp.train.lmu.kws_cv"
+    p.description = __doc__
+    p.add_argument("--folds", type=int, default=5, help="K; every speaker is tested once")
+    return p
+
+
+def _recipe(args: argparse.Namespace) -> dict:
+    """The flags that change what a fold trains (not where it writes or how it reports)."""
+    skip = {"run_dir", "threads", "no_progress"}
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in skip}
+
+
+def _run_fold(args, v2, fold_ids, v1, v1_ids, synth, fold: int) -> tuple[dict, dict]:
+    """Train and test one fold (or read it back); ``(result, predictions)``."""
+    run_dir = args.run_dir / f"fold{fold}"
+    split = fold_split(fold_ids, fold, args.folds)
+    v1_train = fold_split(v1_ids, fold, args.folds)["train"]  # training speakers only
+    done = run_dir / "result.json"
+    if done.is_file():
+        result = json.loads(done.read_text())
+        with np.load(run_dir / "predictions.npz", allow_pickle=False) as z:
+            preds = {k: z[k] for k in ("files", "labels", "pred")}
+        if result.get("recipe") != _recipe(args):
+            raise ValueError(
+                f"{str(done)!r} was trained with {result.get('recipe')}, not with these flags "
+                f"{_recipe(args)}; pass a new --run-dir"
+            )
+        if list(preds["files"]) != list(v2.files[split["test"]]):
+            raise ValueError(
+                f"{str(done)!r} tested other clips than fold {fold} of {args.folds} holds now; "
+                "pass a new --run-dir (or the same --folds, --data and --limit as before)"
+            )
+        print(
+            json.dumps({"fold": fold, "resumed": True, "test_acc": result["test_acc"]}), flush=True
+        )
+        return result, preds
+    tic = time.perf_counter()
+    data = fold_training_data(v2, split, v1, v1_train, synth)
+    run = train_teacher(args, data, data.sets["val"], run_dir)
+    test = data.sets["test"]
+    post = teacher_posteriors(
+        load_teachers([run_dir / "best.pt"]), features(test.audio, data.front), 1.0
+    )
+    pred = post.argmax(1).numpy()
+    result = {
+        "fold": fold,
+        "train": {**_counts(v2, split["train"]), "v1_clips": len(v1_train)},
+        "val": _counts(v2, split["val"]),
+        "test": _counts(v2, split["test"]),
+        "best_epoch": run.best_epoch,
+        "best_val_acc": run.best_val_acc,
+        "test_acc": float((pred == test.labels).mean()),
+        "seconds": time.perf_counter() - tic,
+        "recipe": _recipe(args),
+    }
+    preds = {"files": v2.files[split["test"]], "labels": test.labels, "pred": pred}
+    np.savez(run_dir / "predictions.npz", **preds, posteriors=post.numpy())
+    done.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result), flush=True)
+    return result, preds
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.epochs < 1:
+        raise ValueError(f"--epochs is {args.epochs}; expected >= 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from eventsp.train.lmu.kws_synth import load_synth  # kws_synth imports kws_data
+
+    v2, v1 = load_corpus(args.data / "speech", skip_v1=args.no_v1_subset, limit=args.limit)
+    fold_ids = assign_folds(v2.speakers, args.folds)
+    v1_ids = assign_folds(v1.speakers, args.folds)
+    synth = load_synth(args.synth_dir) if args.synth_dir is not None else None
+    tic = time.perf_counter()
+    results, preds = [], []
+    for fold in range(args.folds):
+        result, pred = _run_fold(args, v2, fold_ids, v1, v1_ids, synth, fold)
+        results.append(result)
+        preds.append(pred)
+    summary = summarise(
+        results,
+        np.concatenate([p["labels"] for p in preds]),
+        np.concatenate([p["pred"] for p in preds]),
+        [str(f) for p in preds for f in p["files"]],
+    )
+    summary["recipe"] = _recipe(args)
+    summary["seconds_this_call"] = time.perf_counter() - tic
+    (args.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    short = {k: summary[k] for k in ("pooled", "keywords", "non_keywords", "by_fixed_split")}
+    print(
+        json.dumps(
+            {**short, "fold_mean": summary["folds"]["mean"], "fold_std": summary["folds"]["std"]}
+        ),
+        flush=True,
+    )
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

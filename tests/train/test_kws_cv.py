@@ -1,0 +1,118 @@
+"""Speaker-disjoint cross-validation of the keyword-spotting teacher: the folds on the real
+file names, the summary's arithmetic, and a tiny run with its resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eventsp.apps.kws import speaker_of
+from eventsp.train.lmu.kws_cv import assign_folds, fold_split, main, summarise
+from eventsp.train.lmu.kws_data import KWS_LABELS
+
+
+def _speakers(paths: list[Path]) -> np.ndarray:
+    return np.asarray([speaker_of(p) for p in paths])
+
+
+@pytest.mark.parametrize("folds", [3, 5, 7])
+def test_real_folds_are_speaker_disjoint_and_test_every_clip_once(data_root, folds):
+    speech = data_root / "speech"
+    v2 = _speakers(sorted((speech / "speech_commands_v2_test_dev").glob("*/*.flac")))
+    v1 = _speakers(sorted((speech / "speech_commands_v1_subset").glob("*/*.wav")))
+    assert len(v2) == 2994
+    assert len(v1) == 300
+    ids, v1_ids = assign_folds(v2, folds), assign_folds(v1, folds)
+    tested = []
+    for fold in range(folds):
+        split = fold_split(ids, fold, folds)
+        parts = [set(v2[split[k]]) for k in ("train", "val", "test")]
+        assert all(parts), f"fold {fold} has an empty part"
+        train, val, test = parts
+        assert not (train & val)
+        assert not (train & test)
+        assert not (val & test)
+        assert sorted(np.concatenate(list(split.values()))) == list(range(len(v2)))
+        # the next fold selects: the validation speakers of fold i are the test speakers of i+1
+        assert val == set(v2[fold_split(ids, (fold + 1) % folds, folds)["test"]])
+        # v0.01 clips train only when their speaker is in a training fold, wherever it is tested
+        v1_train = set(v1[fold_split(v1_ids, fold, folds)["train"]])
+        assert v1_train
+        assert not (v1_train & (val | test))
+        assert v1_train >= set(v1) & train
+        tested.append(split["test"])
+    every = np.concatenate(tested)
+    assert len(every) == len(v2)
+    assert len(np.unique(every)) == len(v2)
+
+
+def test_folds_reject_too_few_and_a_fold_out_of_range():
+    with pytest.raises(ValueError, match="folds is 2"):
+        assign_folds(np.asarray(["a", "b"]), 2)
+    with pytest.raises(ValueError, match="fold is 3"):
+        fold_split(np.zeros(4, np.int64), 3, 3)
+
+
+def test_summary_pools_clips_and_groups_by_class_and_speaker():
+    # speakers s1 (3 clips, 2 right), s2 (1 clip, right), 2 silence clips (1 right)
+    files = ["yes/s1_nohash_0", "no/s1_nohash_1", "no/s1_nohash_2", "go/s2_nohash_0", "7", "8"]
+    yes, no, go, sil = (KWS_LABELS.index(k) for k in ("yes", "no", "go", "_silence_"))
+    labels = np.asarray([yes, no, no, go, sil, sil])
+    pred = np.asarray([yes, no, go, go, sil, no])
+    folds = [{"test_acc": 0.5}, {"test_acc": 1.0}, {"test_acc": 0.75}]
+    out = summarise(folds, labels, pred, [f + ".flac" for f in files], draws=500)
+    assert out["pooled"]["acc"] == pytest.approx(4 / 6)
+    assert out["pooled"]["clips"] == 6
+    assert out["pooled"]["speakers"] == 4
+    low, high = out["pooled"]["ci95"]
+    assert 0.0 <= low < 4 / 6 < high <= 1.0
+    assert out["folds"]["mean"] == pytest.approx(0.75)
+    assert out["folds"]["std"] == pytest.approx(0.25)
+    assert (out["folds"]["min"], out["folds"]["max"]) == (0.5, 1.0)
+    assert out["per_class"]["no"] == {"acc": 0.5, "clips": 2}
+    assert out["per_class"]["_silence_"] == {"acc": 0.5, "clips": 2}
+    assert out["per_class"]["up"] == {"acc": None, "clips": 0}
+    assert out["keywords"] == {"acc": 0.75, "clips": 4}
+    assert out["non_keywords"] == {"acc": 0.5, "clips": 2}
+    fixed = out["by_fixed_split"]
+    assert sum(v["clips"] for v in fixed.values()) == 6
+    counts = np.asarray(out["confusion"]["counts"])
+    assert counts.sum() == 6
+    assert counts[no, go] == 1
+    assert counts[sil, no] == 1
+    assert np.trace(counts) == 4
+    perfect = summarise(folds, labels, labels, [f + ".flac" for f in files], draws=50)
+    assert perfect["pooled"]["ci95"] == [1.0, 1.0]
+    with pytest.raises(ValueError, match="one of each per test clip"):
+        summarise(folds, labels, pred[:3], files)
+
+
+@pytest.mark.slow
+def test_tiny_cross_validation_tests_every_clip_once_and_resumes(data_root, tmp_path):
+    run = tmp_path / "cv"
+    flags = ["--data", str(data_root), "--limit", "120", "--folds", "3", "--channels", "8"]
+    flags += ["--threads", "1", "--no-progress", "--run-dir", str(run)]
+    assert main([*flags, "--epochs", "2"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    per_fold = summary["folds"]["per_fold"]
+    assert [f["fold"] for f in per_fold] == [0, 1, 2]
+    assert summary["pooled"]["clips"] == sum(f["test"]["clips"] for f in per_fold)
+    tested = []
+    for f in per_fold:
+        assert 1 <= f["best_epoch"] <= 2
+        assert f["train"]["clips"] + f["val"]["clips"] + f["test"]["clips"] == 120
+        with np.load(run / f"fold{f['fold']}" / "predictions.npz", allow_pickle=False) as z:
+            assert z["posteriors"].shape == (f["test"]["clips"], len(KWS_LABELS))
+            assert f["test_acc"] == pytest.approx(float((z["pred"] == z["labels"]).mean()))
+            tested += list(z["files"])
+    assert len(tested) == len(set(tested)) == 120
+    # a second call reads the folds back; other flags are refused, not mixed in
+    stamp = (run / "fold0" / "best.pt").stat().st_mtime_ns
+    assert main([*flags, "--epochs", "2"]) == 0
+    assert (run / "fold0" / "best.pt").stat().st_mtime_ns == stamp
+    assert json.loads((run / "summary.json").read_text())["pooled"] == summary["pooled"]
+    with pytest.raises(ValueError, match="pass a new --run-dir"):
+        main([*flags, "--epochs", "1"])
