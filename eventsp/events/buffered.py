@@ -68,11 +68,13 @@ def windows(
     stop: int,
     memory: np.ndarray,
     keep: bool = True,
+    owned: bool = False,
 ) -> tuple[np.ndarray, int, int, np.ndarray]:
     """Frames of windows ``[first, stop)`` over the sorted ``buffer`` (by time ``origin`` is
     the stream's first t, by count the stream index of ``buffer[0]``); also the index of the
     first event a later window may need (``keep``: else none is), the origin after dropping the
-    events before it, and the new ``memory`` (time surfaces: a new array; else unchanged).
+    events before it, and the new ``memory`` (time surfaces: a new array, or ``memory`` itself
+    updated in place when the caller ``owned`` it, no state holding it; else unchanged).
     """
     out = encoder._frames(max(stop - first, 0), empty=True)  # the kernels write every value
     if stop <= first:
@@ -96,7 +98,8 @@ def windows(
         encoder._check_filtered(int(flags))
         return out, keep_from, new_origin, memory
     if representation == "timesurface":
-        memory = memory.copy()  # the kernel updates it in place; states are never modified
+        if not owned:  # the kernel updates it in place; states are never modified
+            memory = memory.copy()
         two = encoder.output_size[2] == 2
         _time_surfaces(buffer, origin, first, stride, length, two, float(encoder.tau_us),
                        encoder._decay_table, memory, out)  # fmt: skip

@@ -349,7 +349,7 @@ class FrameEncoder:
             memory = _fresh_surface_memory(self.output_size)
         else:
             memory = NO_MEMORY
-        return windows(self, events, origin, 0, stop, memory, keep=False)[0]
+        return windows(self, events, origin, 0, stop, memory, keep=False, owned=True)[0]
 
     def _scanned(self, events: np.ndarray) -> tuple[np.ndarray, bool, int, int]:
         """Validate a packet in one kernel pass: returns it contiguous, whether it needs
