@@ -84,7 +84,7 @@ def _add8_rows(dst, d0, src, s0, params, ai, idx, w0, n_out):
         dst[d0 + j] = total + params[r7 + j]
 
 
-@jit(BATCH_SIGNATURE, nrt=False)
+@jit(BATCH_SIGNATURE, inline="always", nrt=False)
 def dense_batch(row, params, acts, values, counters, k):
     """Dense for every stream: ``y = b + W x``, ``params[P0:]`` holding ``W.T`` (in, out) and
     ``params[P1:]`` ``b``; each output is summed as ``b``, then the listed inputs in increasing
@@ -246,7 +246,7 @@ def _spiking_batch(row, params, acts, values, counters, k, leaky):
         counters[bb, k, TOTAL] += row[N_OUT]
 
 
-@jit(BATCH_SIGNATURE, nrt=False)
+@jit(BATCH_SIGNATURE, inline="always", nrt=False)
 def lif_batch(row, params, acts, values, counters, k):
     """LIF for every stream, ``params[P2:]`` holding ``(th, decay)``: ``v = decay*v + x;
     s = v >= th; v = 0 where s``; ``|v| < 1e-30`` flushed to 0."""

@@ -55,7 +55,7 @@ from eventsp.kernels.neurons import (
 )
 
 # sha256 over the other modules of eventsp/kernels, by name (see the docstring).
-KERNEL_SOURCES_SHA256 = "5152f4aee1132186827ad9ea1a50e00c631ea921e444f01391abca28651e834a"
+KERNEL_SOURCES_SHA256 = "c58def86df94b726eb168dfbd7de0f30bdbca3ec3be643f36ead3910da4bb67d"
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
 
