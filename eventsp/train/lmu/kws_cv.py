@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from eventsp.apps.kws import speaker_of, speaker_split
 from eventsp.audio import LogMelConfig
@@ -55,7 +54,7 @@ from eventsp.train.lmu.kws_data import (
 )
 from eventsp.train.lmu.kws_distill import load_teachers, teacher_posteriors
 from eventsp.train.lmu.kws_teacher import build_parser as teacher_parser
-from eventsp.train.lmu.kws_teacher import train_teacher
+from eventsp.train.lmu.kws_teacher import parse_args, train_teacher
 
 __all__ = ["Corpus", "assign_folds", "fold_of", "fold_split", "load_corpus", "main", "summarise"]
 
@@ -305,11 +304,7 @@ def _run_fold(args, v2, fold_ids, v1, v1_ids, synth, fold: int) -> tuple[dict, d
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.epochs < 1:
-        raise ValueError(f"--epochs is {args.epochs}; expected >= 1")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_args(build_parser(), argv)
     from eventsp.train.lmu.kws_synth import load_synth  # kws_synth imports kws_data
 
     v2, v1 = load_corpus(args.data / "speech", skip_v1=args.no_v1_subset, limit=args.limit)

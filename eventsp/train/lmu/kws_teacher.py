@@ -41,7 +41,7 @@ from eventsp.train.lmu.kws_distill import (
     teacher_posteriors,
 )
 
-__all__ = ["TeacherRun", "build_parser", "main", "train_teacher"]
+__all__ = ["TeacherRun", "build_parser", "main", "parse_args", "train_teacher"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,12 +150,19 @@ def train_teacher(
     return TeacherRun(best_epoch, best, config, tuple(log.rows))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parser``'s flags (this module's or a superset), checked before any data is read;
+    ``--threads`` applied."""
+    args = parser.parse_args(argv)
     if args.epochs < 1:
         raise ValueError(f"--epochs is {args.epochs}; expected >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(build_parser(), argv)
     data = load_training_data(args)
     run = train_teacher(args, data, data.sets["val"], args.run_dir)
     config = {**vars(run.config), "channels": list(args.channels)}
