@@ -54,6 +54,8 @@ def test_folds_reject_too_few_and_a_fold_out_of_range():
         assign_folds(np.asarray(["a", "b"]), 2)
     with pytest.raises(ValueError, match="fold is 3"):
         fold_split(np.zeros(4, np.int64), 3, 3)
+    with pytest.raises(ValueError, match="--only-folds is"):
+        main(["--run-dir", "unused", "--folds", "3", "--only-folds", "0", "3"])
 
 
 def test_summary_pools_clips_and_groups_by_class_and_speaker():
@@ -116,3 +118,9 @@ def test_tiny_cross_validation_tests_every_clip_once_and_resumes(data_root, tmp_
     assert json.loads((run / "summary.json").read_text())["pooled"] == summary["pooled"]
     with pytest.raises(ValueError, match="pass a new --run-dir"):
         main([*flags, "--epochs", "1"])
+    # a subset of folds is summarised alone (and --only-folds is not part of the recipe)
+    assert main([*flags, "--epochs", "2", "--only-folds", "1"]) == 0
+    only = json.loads((run / "summary.json").read_text())
+    assert [f["fold"] for f in only["folds"]["per_fold"]] == [1]
+    assert only["pooled"]["clips"] == per_fold[1]["test"]["clips"]
+    assert only["pooled"]["acc"] == pytest.approx(per_fold[1]["test_acc"])

@@ -244,12 +244,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.prog = "python -m eventsp.train.lmu.kws_cv"
     p.description = __doc__
     p.add_argument("--folds", type=int, default=5, help="K; every speaker is tested once")
+    p.add_argument(
+        "--only-folds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="train and summarise these folds only (a paired comparison of recipes that costs "
+        "less than all K)",
+    )
     return p
 
 
 def _recipe(args: argparse.Namespace) -> dict:
     """The flags that change what a fold trains (not where it writes or how it reports)."""
-    skip = {"run_dir", "threads", "no_progress"}
+    skip = {"run_dir", "threads", "no_progress", "only_folds"}
     return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in skip}
 
 
@@ -305,6 +313,11 @@ def _run_fold(args, v2, fold_ids, v1, v1_ids, synth, fold: int) -> tuple[dict, d
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(build_parser(), argv)
+    chosen = range(args.folds) if args.only_folds is None else sorted(set(args.only_folds))
+    if not all(0 <= fold < args.folds for fold in chosen):
+        raise ValueError(
+            f"--only-folds is {args.only_folds}; expected folds from 0 to {args.folds - 1}"
+        )
     from eventsp.train.lmu.kws_synth import load_synth  # kws_synth imports kws_data
 
     v2, v1 = load_corpus(args.data / "speech", skip_v1=args.no_v1_subset, limit=args.limit)
@@ -313,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     synth = load_synth(args.synth_dir) if args.synth_dir is not None else None
     tic = time.perf_counter()
     results, preds = [], []
-    for fold in range(args.folds):
+    for fold in chosen:
         result, pred = _run_fold(args, v2, fold_ids, v1, v1_ids, synth, fold)
         results.append(result)
         preds.append(pred)
