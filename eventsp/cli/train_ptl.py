@@ -9,7 +9,8 @@ you chose once with ``--test`` (``--skip-train --test`` measures a finished run 
 training), so that no test figure takes part in the choice. Under ``torchrun
 --nproc_per_node N eventsp train-ptl ...`` (or ``python -m torch.distributed.run``) it trains
 with DDP (gloo on CPU, NCCL on GPU). The run folder holds checkpoints (``--resume``),
-``metrics.csv``, ``curves.png`` and ``results.json``.
+``metrics.csv``, ``curves.png``, ``results.json`` (the latest measurement) and
+``results-val.json`` / ``results-test.json`` (the latest on each split).
 
 Examples::
 
@@ -68,7 +69,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="prune every layer to --fan-in on the ANN (fine-tuned) before converting any layer",
     )
+    a(
+        "--prune-epochs",
+        type=int,
+        default=None,
+        help="prune every layer to --fan-in at once after the ANN stage, then retrain the "
+        "whole ANN for this many full epochs (cosine learning rate from --prune-lr); writes "
+        "OUT/pruned.pt, which --init-ann accepts (its prune stage is then skipped)",
+    )
+    a("--prune-lr", type=float, default=1e-3, help="peak learning rate of --prune-epochs")
     a("--no-readout-fan-in", action="store_true", help="--fan-in spares the readout layer")
+    a(
+        "--equalise",
+        choices=("none", "weights", "activations"),
+        default="none",
+        help="before the first layer spikes, rescale the ANN's channels (its function is "
+        "unchanged): 'activations' gives every channel the same activation range under its "
+        "layer's one threshold, 'weights' equalises weight ranges (Nagel et al. 2019)",
+    )
+    a(
+        "--equalise-strength",
+        type=float,
+        default=1.0,
+        help="exponent (0, 1] of --equalise activations: below 1 keeps weights less spread",
+    )
     a("--batch-size", type=int, default=128)
     a("--lr", type=float, default=2e-3, help="ANN learning rate")
     a("--stage-lr", type=float, default=2e-4, help="conversion/constraint stages")
@@ -171,6 +195,10 @@ def run(args: argparse.Namespace) -> int:
             acc_shift=args.acc_shift,
             readout_fan_in=not args.no_readout_fan_in,
             prune_first=args.prune_first,
+            prune_epochs=args.prune_epochs,
+            prune_lr=args.prune_lr,
+            equalise=args.equalise,
+            equalise_strength=args.equalise_strength,
             epoch_samples=args.epoch_samples,
             augment=augment,
             dropout=args.dropout,
@@ -211,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
             results["ann"] = reconstruction_psnr(ann, x_eval)
             print(f"ANN {name} PSNR {results['ann']['psnr_db']:.2f} dB")
         print(f"SNN {name} PSNR {results['snn']['psnr_db']:.2f} dB at T={args.T}")
-        (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+        _write_results(args.out, results)
         return 0
     snn = snn_metrics(model, x_eval, y_eval)
     results["snn"] = snn.as_dict()
@@ -228,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
     }
     export_model(model, export, meta)
     print(f"model written to {export}")
-    (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    _write_results(args.out, results)
     if Path(ann_ckpt).is_file():
         ann = build(arch, splits.shape, args.T, len(splits.labels))
         loop.load_checkpoint(ann_ckpt, model=ann, restore_rng=False)
@@ -239,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
             m = snn_metrics(classic_conversion(ann, splits.x_train[:2000], T), x_eval, y_eval)
             classic.append(m.as_dict())
             results["classic"] = classic
-            (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+            _write_results(args.out, results)
             print(
                 f"classic conversion T={T}: accuracy {m.accuracy:.4f}, "
                 f"{m.synops_per_image:.0f} synops/image"
@@ -255,5 +283,13 @@ def run(args: argparse.Namespace) -> int:
                 f"{ratio['ratio']:.1f}x its synops ({ratio['ratio_with_input']:.1f}x counting "
                 "the input layer's MACs)"
             )
-    (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    _write_results(args.out, results)
     return 0
+
+
+def _write_results(out: Path, results: dict) -> None:
+    """``results.json`` (the latest measurement) and ``results-<split>.json``, so that
+    measuring the test split does not overwrite the validation record, nor the reverse."""
+    text = json.dumps(results, indent=1, default=str)
+    (out / "results.json").write_text(text)
+    (out / f"results-{results['split']}.json").write_text(text)

@@ -6,7 +6,9 @@ Stages, in order::
     for each hidden layer k:
         spike:k              fold BN, calibrate θ_k (99.9th percentile of activations), convert
         fanin:k              prune to ``fan_in`` incoming weights per neuron   (if fan_in set;
-                             with prune_first, every fanin:k comes right after ann instead)
+                             with prune_first, every fanin:k comes right after ann instead;
+                             with prune_all, one ``prune:F`` stage right after ann prunes
+                             every layer at once and retrains the whole ANN)
         bits:k:B             quantise to B bits, for each B in ``bits`` (e.g. 8, 4, 2)
     for the readout L:       fanin:L, bits:L:B (its constraints)
     final                    fine-tune every layer at the lower learning rate
@@ -25,7 +27,7 @@ from typing import Literal, NamedTuple
 class Stage(NamedTuple):
     """One stage: ``action`` on ``layer`` (-1 for ann/final) with ``value`` (bits or fan-in)."""
 
-    action: Literal["ann", "spike", "fanin", "bits", "final"]
+    action: Literal["ann", "prune", "spike", "fanin", "bits", "final"]
     layer: int = -1
     value: int = 0
 
@@ -35,6 +37,8 @@ class Stage(NamedTuple):
             return self.action
         if self.action == "spike":
             return f"spike:{self.layer}"
+        if self.action == "prune":
+            return f"prune:{self.value}"
         return f"{self.action}:{self.layer}:{self.value}"
 
 
@@ -44,12 +48,15 @@ def plan_stages(
     fan_in: int | None = None,
     readout_fan_in: bool = True,
     prune_first: bool = False,
+    prune_all: bool = False,
 ) -> list[Stage]:
     """The stage list for ``n_layers`` synaptic layers (the last is the readout).
 
     ``readout_fan_in=False`` leaves the (non-spiking) readout's fan-in unconstrained.
     ``prune_first=True`` puts every ``fanin`` stage right after ``ann``, so the whole ANN is
-    pruned and fine-tuned (layer by layer, nothing frozen) before any layer spikes."""
+    pruned and fine-tuned (layer by layer, nothing frozen) before any layer spikes.
+    ``prune_all=True`` replaces those stages by one ``prune`` stage that prunes every layer at
+    once (the trainer then retrains the whole ANN with a cosine learning rate)."""
     if n_layers < 2:
         raise ValueError(f"n_layers is {n_layers}; PTL needs a hidden layer and a readout")
     for b in bits:
@@ -57,11 +64,16 @@ def plan_stages(
             raise ValueError(f"bit width {b} is outside 2..8; pass e.g. --bits 8 4")
     if list(bits) != sorted(bits, reverse=True):
         raise ValueError(f"bits {bits} must decrease (8 then 4 then 2): precision only drops")
+    if prune_all and fan_in is None:
+        raise ValueError("prune_all needs a fan_in limit; pass e.g. --fan-in 64")
     stages = [Stage("ann")]
     pruned = [
         k for k in range(n_layers) if fan_in is not None and (readout_fan_in or k < n_layers - 1)
     ]
-    if prune_first:
+    if prune_all:
+        stages.append(Stage("prune", -1, fan_in))
+        pruned = []
+    elif prune_first:
         stages.extend(Stage("fanin", k, fan_in) for k in pruned)
     for k in range(n_layers):
         if k < n_layers - 1:

@@ -4,7 +4,9 @@
 on one process or under ``torchrun`` (gradients averaged by DDP; validation counts summed over
 ranks). The run folder gets ``last.pt`` (resume point, written every epoch), ``stage_best.pt``
 (best state of the current stage), ``ann.pt`` (the pre-trained ANN), ``metrics.csv`` /
-``metrics.jsonl`` and ``curves.png`` (validation accuracy across the stages).
+``metrics.jsonl`` and ``curves.png`` (validation accuracy across the stages). With
+``prune_epochs`` the run also writes ``pruned.pt``: the ANN pruned to the fan-in limit and
+retrained (a later run's ``init_ann`` can start from it; its ``prune`` stage is then skipped).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from torch.utils.data import TensorDataset
 
 from eventsp.train import loop
 from eventsp.train.data.images import ImageSplits
+from eventsp.train.ptl.equalise import EQUALISE_MODES, equalise
 from eventsp.train.ptl.network import MAX_ACC_SHIFT, TandemNet, build
 from eventsp.train.ptl.schedule import Patience, Stage, plan_stages
 
@@ -46,6 +49,10 @@ class PTLConfig:
     acc_shift: int | None = None  # accumulator shift of quantised layers (None: automatic)
     readout_fan_in: bool = True  # False: the fan-in limit spares the non-spiking readout
     prune_first: bool = False  # True: prune every layer's fan-in on the ANN, before spiking
+    prune_epochs: int | None = None  # set: prune all layers at once, retrain the ANN this long
+    prune_lr: float = 1e-3  # peak (cosine) learning rate of that retraining
+    equalise: str = "none"  # "weights" / "activations": equalise the ANN before spike:0
+    equalise_strength: float = 1.0  # exponent of the activation equalisation, in (0, 1]
     epoch_samples: int | None = None  # samples per epoch after the ANN stage (None: all)
     init_ann: str | None = None  # an ann.pt of an earlier run: skip ANN pre-training
     calib_samples: int = 2000
@@ -68,10 +75,21 @@ class PTLConfig:
                 f"epoch_samples {self.epoch_samples} is below batch_size {self.batch_size}"
             )
         plan_stages(2, self.bits, self.fan_in)  # validates bits and fan-in
+        if self.prune_epochs is not None and (self.prune_epochs < 1 or self.fan_in is None):
+            raise ValueError(
+                f"prune_epochs is {self.prune_epochs!r} with fan_in {self.fan_in!r}; expected "
+                "an int >= 1 together with a fan_in limit (or None)"
+            )
         if self.acc_shift is not None and not 0 <= self.acc_shift <= MAX_ACC_SHIFT:
             raise ValueError(
                 f"acc_shift is {self.acc_shift!r}; expected an int in 0..{MAX_ACC_SHIFT} "
                 "(or None to choose it per layer)"
+            )
+        if self.equalise not in EQUALISE_MODES:
+            raise ValueError(f"equalise is {self.equalise!r}; expected one of {EQUALISE_MODES}")
+        if not 0.0 < self.equalise_strength <= 1.0:
+            raise ValueError(
+                f"equalise_strength is {self.equalise_strength}; expected a number in (0, 1]"
             )
         if self.augment not in AUGMENTATIONS:
             raise ValueError(
@@ -167,13 +185,23 @@ def calibrate(model: TandemNet, layer: int, x: np.ndarray, percentile: float = 9
 
 
 def apply_stage(
-    model: TandemNet, stage: Stage, calib_x: np.ndarray, acc_shift: int | None = None
+    model: TandemNet,
+    stage: Stage,
+    calib_x: np.ndarray,
+    acc_shift: int | None = None,
+    readout_fan_in: bool = True,
 ) -> None:
     """Do what entering ``stage`` does to the network (convert, prune, quantise).
 
     A ``bits`` stage also sets the layer's accumulator shift: ``acc_shift``, or the automatic
-    choice of :meth:`TandemNet.set_acc_shift` when it is None."""
+    choice of :meth:`TandemNet.set_acc_shift` when it is None. A ``prune`` stage prunes every
+    layer (the readout too, unless ``readout_fan_in`` is False) to its fan-in."""
     if stage.action in ("ann", "final"):
+        return
+    if stage.action == "prune":
+        for layer in model.layers:
+            if readout_fan_in or not layer.readout:
+                layer.set_fan_in(stage.value)
         return
     layer = model.layers[stage.layer]
     if stage.action == "spike":
@@ -190,8 +218,11 @@ def apply_stage(
 def set_trainable(model: TandemNet, stage: Stage, stages: list[Stage]) -> None:
     """Freeze layers whose stages are over; the others (and everything in final) train.
 
-    A ``fanin`` stage while no layer spikes yet (``prune_first``) trains the whole ANN."""
-    ann_phase = stage.action == "fanin" and not any(bool(la.spiking) for la in model.layers)
+    A ``fanin`` stage while no layer spikes yet (``prune_first``) and a ``prune`` stage train
+    the whole ANN."""
+    ann_phase = stage.action == "prune" or (
+        stage.action == "fanin" and not any(bool(la.spiking) for la in model.layers)
+    )
     for k, layer in enumerate(model.layers):
         later = [s for s in stages[stages.index(stage) :] if s.layer == k]
         frozen = stage.action != "final" and stage.action != "ann" and not later
@@ -206,12 +237,15 @@ def set_trainable(model: TandemNet, stage: Stage, stages: list[Stage]) -> None:
 
 
 def _stage_lr(config: PTLConfig, stage: Stage) -> float:
-    return {"ann": config.lr, "final": config.final_lr}.get(stage.action, config.stage_lr)
+    lrs = {"ann": config.lr, "prune": config.prune_lr, "final": config.final_lr}
+    return lrs.get(stage.action, config.stage_lr)
 
 
 def _max_epochs(config: PTLConfig, stage: Stage) -> int:
     if stage.action == "final" and config.final_epochs is not None:
         return config.final_epochs
+    if stage.action == "prune":
+        return int(config.prune_epochs or 1)
     return config.ann_epochs if stage.action == "ann" else config.stage_epochs
 
 
@@ -287,7 +321,12 @@ def _train(config, splits, run_dir, env, resume, log) -> TandemNet:
     model = build(config.arch, splits.shape, config.T, len(splits.labels)).to(env.device)
     model.dropout = config.dropout
     stages = plan_stages(
-        len(model.layers), config.bits, config.fan_in, config.readout_fan_in, config.prune_first
+        len(model.layers),
+        config.bits,
+        config.fan_in,
+        config.readout_fan_in,
+        config.prune_first,
+        prune_all=config.prune_epochs is not None,
     )
     calib_x = splits.x_train[: config.calib_samples]
     metrics = loop.MetricsLog(run_dir, enabled=env.is_main, resume=resume)
@@ -301,15 +340,17 @@ def _train(config, splits, run_dir, env, resume, log) -> TandemNet:
         info = loop.load_checkpoint(config.init_ann, model=model, restore_rng=False)
         start = 1
         log(f"ANN from {config.init_ann} (val_acc={info.best_metric})")
+        if stages[1].action == "prune" and _meets_fan_in(model, config):
+            start = 2
+            log(f"{config.init_ann} is pruned to fan-in {config.fan_in} already: no prune stage")
     gen = torch.Generator().manual_seed(config.seed + env.rank)
     for index in range(start, len(stages)):
         stage = stages[index]
-        # ANN pre-training: a cosine learning-rate schedule over all its epochs; later stages
-        # stop adaptively (patience).
-        ann = stage.action == "ann"
-        sched = Patience(
-            config.patience, _max_epochs(config, stage), min_epochs=config.ann_epochs if ann else 1
-        )
+        # ANN pre-training and the pruned ANN's retraining: a cosine learning-rate schedule
+        # over all their epochs; later stages stop adaptively (patience).
+        ann = stage.action in ("ann", "prune")
+        max_epochs = _max_epochs(config, stage)
+        sched = Patience(config.patience, max_epochs, min_epochs=max_epochs if ann else 1)
         resuming = sched_state is not None
         if resuming:  # inside this stage: its best state is in stage_best.pt
             sched.load(sched_state)
@@ -319,7 +360,9 @@ def _train(config, splits, run_dir, env, resume, log) -> TandemNet:
             sched_state = None
         else:
             t0 = time.perf_counter()
-            apply_stage(model, stage, calib_x, config.acc_shift)
+            if stage.action == "spike" and not any(bool(la.spiking) for la in model.layers):
+                _equalise(model, config, calib_x, log)
+            apply_stage(model, stage, calib_x, config.acc_shift, config.readout_fan_in)
             acc = evaluate(model, splits.x_val, splits.y_val, env)
             sched.best, sched.best_epoch = acc, 0
             best = copy.deepcopy(model.state_dict())
@@ -338,12 +381,12 @@ def _train(config, splits, run_dir, env, resume, log) -> TandemNet:
         opt = torch.optim.Adam(params, lr=_stage_lr(config, stage))
         lr_sched = None
         if ann:
-            lr_sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.ann_epochs)
+            lr_sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max_epochs)
         if resuming:
             loop.load_checkpoint(run_dir / "last.pt", optimizer=opt, scheduler=lr_sched)
         while not sched.done:
             t0 = time.perf_counter()
-            loader = _loader(splits, config, env, epoch, full=stage.action == "ann")
+            loader = _loader(splits, config, env, epoch, full=ann)
             loss, train_acc = train_epoch(
                 ddp, loader, opt, env, config, gen, desc=f"{stage.name} e{sched.epochs + 1}"
             )
@@ -386,10 +429,9 @@ def _train(config, splits, run_dir, env, resume, log) -> TandemNet:
         del ddp, opt  # the next stage wraps the model anew (its trainable set changes)
         model.load_state_dict(best)  # restore the stage's best checkpoint
         log(f"[{stage.name}] done: restored best val_acc={sched.best:.4f}")
-        if stage.action == "ann" and env.is_main:
-            loop.save_checkpoint(
-                run_dir / "ann.pt", model=model, epoch=epoch, best_metric=sched.best
-            )
+        if ann and env.is_main:
+            name = "ann.pt" if stage.action == "ann" else "pruned.pt"
+            loop.save_checkpoint(run_dir / name, model=model, epoch=epoch, best_metric=sched.best)
         if env.is_main and index + 1 < len(stages):
             loop.save_checkpoint(
                 run_dir / "last.pt",
@@ -417,6 +459,25 @@ def _train(config, splits, run_dir, env, resume, log) -> TandemNet:
             run_dir / "final.pt", model=model, epoch=epoch, state={"config": _jsonable(config)}
         )
     return model
+
+
+def _equalise(model: TandemNet, config: PTLConfig, calib_x: np.ndarray, log) -> None:
+    """Equalise the ANN's channels (``config.equalise``) before its first layer spikes."""
+    if config.equalise == "none":
+        return
+    factors = equalise(model, config.equalise, calib_x[:500], config.equalise_strength)
+    spread = [round(float(f.max() / f.min()), 2) for f in factors]
+    mode = f"{config.equalise}, strength {config.equalise_strength}"
+    log(f"equalised ({mode}): channel factors' max/min per hidden layer {spread}")
+
+
+def _meets_fan_in(model: TandemNet, config: PTLConfig) -> bool:
+    """True when every layer the fan-in limit covers has at most ``fan_in`` inputs per neuron."""
+    return all(
+        int((layer.mask.flatten(1) != 0).sum(1).max()) <= int(config.fan_in or 0)
+        for layer in model.layers
+        if config.readout_fan_in or not layer.readout
+    )
 
 
 def _jsonable(config: PTLConfig) -> dict[str, Any]:
