@@ -43,6 +43,7 @@ from eventsp.kernels.layout import (
     S0,
     SPIKES,
     TOTAL,
+    WO,
     C,
     H,
     W,
@@ -87,13 +88,14 @@ def _add8_rows(dst, d0, src, s0, params, ai, idx, w0, n_out):
 @jit(BATCH_SIGNATURE, inline="always", nrt=False)
 def dense_batch(row, params, acts, values, counters, k):
     """Dense for every stream: ``y = b + W x``, ``params[P0:]`` holding ``W.T`` (in, out) and
-    ``params[P1:]`` ``b``; each output is summed as ``b``, then the listed inputs in increasing
-    order (as ``dense._accumulate_rows`` and the conv kernels do)."""
+    ``params[P1:]`` ``b``, both ``WO`` wide (``N_OUT`` and zero padding, which lands in the
+    output slot's own padding); each output is summed as ``b``, then the listed inputs in
+    increasing order (as ``dense._accumulate_rows`` and the conv kernels do)."""
     flat = flat_view(acts)
     ai = flat.view(np.int32)
     stride = U64(acts.shape[1])
     n_in = U64(row[N_IN])
-    n_out = U64(row[N_OUT])
+    n_out = U64(row[WO])  # the rows' width: N_OUT, padded (runtime.program._dense_row)
     w0 = U64(row[P0])
     has_bias = row[P1] >= 0
     b_off = U64(max(row[P1], 0))

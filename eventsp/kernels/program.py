@@ -55,7 +55,7 @@ from eventsp.kernels.neurons import (
 )
 
 # sha256 over the other modules of eventsp/kernels, by name (see the docstring).
-KERNEL_SOURCES_SHA256 = "c58def86df94b726eb168dfbd7de0f30bdbca3ec3be643f36ead3910da4bb67d"
+KERNEL_SOURCES_SHA256 = "7c7eea88d81827279f64af71d8ed798ffaaa00a8dd27ce88924da6169c01d12c"
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
 

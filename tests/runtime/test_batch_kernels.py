@@ -10,6 +10,8 @@ state array (lists and counters included), as the same stream run alone.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -94,3 +96,44 @@ def test_batch_kernels_keep_streams_apart_and_list_every_spike(rng, make, listin
     assert lists == frames * batch * listing
     spikes = net.counters(together)[0]["spikes"]
     assert all(count > 0 for count in spikes.values()), spikes  # every layer was exercised
+
+
+@pytest.mark.parametrize("n_out", [1, 20, 31, 32, 33, 100, 127, 128, 130])
+def test_dense_rows_are_padded_inside_their_own_slot(rng, n_out):
+    """A Dense layer's weight rows and output slot are ``WO`` wide (``n_out`` padded to whole
+    vectors below 128); the padding must stay inside its own slot: no act region (outputs,
+    spike lists, index scratch) overlaps another, and the outputs equal ``W x + b``."""
+    weight = rng.normal(0, 1.0, (n_out, 40)).astype(np.float32)
+    bias = rng.normal(0, 1.0, n_out).astype(np.float32)
+    graph = g.Graph.chain(
+        [
+            ("in", g.Input((40,))),
+            ("fc", g.Dense(weight, bias)),
+            ("lif", g.LIF(decay=0.9, threshold=0.5)),
+            ("out", g.Output((n_out,))),
+        ]
+    )
+    net = Network(graph)
+    code = net.program.code
+    dense = next(row for row in code[1:] if row[lay.OP] == lay.DENSE)
+    width = dense[lay.WO]
+    assert width == (-(-n_out // 32) * 32 if n_out < 128 else n_out)
+    regions = []
+    for row in code[1:]:
+        if row[lay.OP] == lay.DENSE:
+            regions.append((row[lay.OUT], row[lay.OUT] + row[lay.WO]))
+            regions.append((row[lay.MODE], row[lay.MODE] + row[lay.N_IN]))  # index scratch
+        elif row[lay.OP] in (lay.INPUT, lay.LIF):
+            regions.append((row[lay.OUT], row[lay.OUT] + row[lay.N_OUT]))
+            if row[lay.MODE] >= 0:  # spike list: count + indices
+                regions.append((row[lay.MODE], row[lay.MODE] + row[lay.N_OUT] + 1))
+    regions.sort()
+    for (_, end), (start, _) in itertools.pairwise(regions):
+        assert end <= start, regions
+    assert regions[-1][1] <= net.program.n_acts
+    x = (rng.random((3, 40)) < 0.4).astype(np.float32)
+    state = net.init_state(3)
+    net.step(x, state)
+    acts = state.acts
+    y = acts[:, dense[lay.OUT] : dense[lay.OUT] + n_out]
+    assert np.allclose(y, x @ weight.T + bias, rtol=1e-5, atol=1e-5)
