@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eventsp.apps.kws import speaker_of
+from eventsp.apps.kws import speaker_of, speaker_split
 from eventsp.train.lmu.kws_cv import assign_folds, fold_split, main, summarise
 from eventsp.train.lmu.kws_data import KWS_LABELS
 
@@ -81,6 +81,14 @@ def test_summary_pools_clips_and_groups_by_class_and_speaker():
     assert out["non_keywords"] == {"acc": 0.5, "clips": 2}
     fixed = out["by_fixed_split"]
     assert sum(v["clips"] for v in fixed.values()) == 6
+    assert sum(v["speakers"] for v in fixed.values()) == 4
+    hardest = out["hardest_speakers"]
+    assert [(h["speaker"], h["errors"], h["clips"]) for h in hardest] == [
+        ("8", 1, 1),
+        ("s1", 1, 3),
+        ("7", 0, 1),
+        ("s2", 0, 1),
+    ]
     counts = np.asarray(out["confusion"]["counts"])
     assert counts.sum() == 6
     assert counts[no, go] == 1
@@ -124,3 +132,30 @@ def test_tiny_cross_validation_tests_every_clip_once_and_resumes(data_root, tmp_
     assert [f["fold"] for f in only["folds"]["per_fold"]] == [1]
     assert only["pooled"]["clips"] == per_fold[1]["test"]["clips"]
     assert only["pooled"]["acc"] == pytest.approx(per_fold[1]["test_acc"])
+
+
+def test_summary_ranks_a_fixed_split_bucket_against_random_speaker_groups():
+    # 4 speakers of the bundled "test" bucket, all wrong; 16 of "train", all right
+    names = {"test": [], "train": []}
+    for k in range(1000):
+        name = f"{k:08x}"
+        bucket = speaker_split(name)
+        if bucket in names and len(names[bucket]) < (4 if bucket == "test" else 16):
+            names[bucket].append(name)
+    files = [
+        f"yes/{n}_nohash_{i}.flac" for b in ("test", "train") for n in names[b] for i in (0, 1)
+    ]
+    labels = np.zeros(len(files), np.int64)
+    pred = np.where([speaker_split(speaker_of(Path(f))) == "test" for f in files], 1, 0)
+    out = summarise([{"test_acc": 0.8}], labels, pred, files, draws=500)
+    fixed = out["by_fixed_split"]
+    assert fixed["test"] == {
+        "acc": 0.0,
+        "clips": 8,
+        "speakers": 4,
+        "random_groups_at_or_below": pytest.approx(0.0, abs=0.01),
+    }
+    assert fixed["train"]["acc"] == 1.0
+    assert fixed["train"]["random_groups_at_or_below"] == 1.0
+    assert fixed["val"] == {"acc": None, "clips": 0, "speakers": 0}
+    assert {h["speaker"] for h in out["hardest_speakers"][:4]} == set(names["test"])

@@ -174,6 +174,34 @@ def _counts(corpus: Corpus, idx: np.ndarray) -> dict[str, int]:
     }
 
 
+def _by_speaker(right: np.ndarray, files: Sequence[str]) -> tuple[np.ndarray, ...]:
+    """``(speakers, right clips, clips)`` per speaker of the clips ``files``."""
+    names, group = np.unique([speaker_of(Path(f)) for f in files], return_inverse=True)
+    return names, np.bincount(group, right.astype(float)), np.bincount(group).astype(float)
+
+
+def _fixed_split(names, hits, clips, draws: int, rng: np.random.Generator) -> dict:
+    """Accuracy over each bucket of ``speaker_split``, and how often ``draws`` random groups
+    of as many speakers score at most that (0.05: harder than 95% of such groups)."""
+    fixed = np.asarray([speaker_split(str(s)) for s in names])
+    out = {}
+    for bucket in SPLITS:
+        mask = fixed == bucket
+        if not mask.any():
+            out[bucket] = {"acc": None, "clips": 0, "speakers": 0}
+            continue
+        acc = hits[mask].sum() / clips[mask].sum()
+        picks = [rng.choice(len(names), int(mask.sum()), replace=False) for _ in range(draws)]
+        groups = np.asarray([hits[p].sum() / clips[p].sum() for p in picks])
+        out[bucket] = {
+            "acc": float(acc),
+            "clips": int(clips[mask].sum()),
+            "speakers": int(mask.sum()),
+            "random_groups_at_or_below": float((groups <= acc + 1e-12).mean()),
+        }
+    return out
+
+
 def summarise(
     folds: Sequence[dict],
     labels: np.ndarray,
@@ -189,8 +217,9 @@ def summarise(
     of speakers with replacement (a speaker's clips stay together); ``folds``: mean, sample
     std, min and max of the fold accuracies; ``per_class``: accuracy (recall) and clips per
     label, and for keywords only / non-keywords only; ``by_fixed_split``: accuracy over the
-    clips of each bucket of ``speaker_split`` (the bundled model's split); ``confusion``:
-    rows true, columns predicted.
+    clips of each bucket of ``speaker_split`` (the bundled model's split), against random
+    groups of as many speakers; ``hardest_speakers``: the ten with the most errors;
+    ``confusion``: rows true, columns predicted.
     """
     labels, pred = np.asarray(labels), np.asarray(pred)
     if labels.shape != pred.shape or len(files) != len(labels):
@@ -199,20 +228,17 @@ def summarise(
             "one of each per test clip"
         )
     right = labels == pred
-    speakers = np.asarray([speaker_of(Path(f)) for f in files])
-    _, group = np.unique(speakers, return_inverse=True)
-    per_speaker_right = np.bincount(group, right.astype(float))
-    per_speaker_clips = np.bincount(group).astype(float)
+    names, hits, clips = _by_speaker(right, files)
     rng = np.random.default_rng(seed)
     boot = np.empty(draws)
     for d in range(draws):
-        pick = rng.integers(len(per_speaker_clips), size=len(per_speaker_clips))
-        boot[d] = per_speaker_right[pick].sum() / per_speaker_clips[pick].sum()
+        pick = rng.integers(len(clips), size=len(clips))
+        boot[d] = hits[pick].sum() / clips[pick].sum()
     accs = np.asarray([f["test_acc"] for f in folds], float)
     keyword = labels < KWS_LABELS.index("_unknown_")
-    fixed = np.asarray([speaker_split(str(s)) for s in speakers])
     confusion = np.zeros((len(KWS_LABELS), len(KWS_LABELS)), np.int64)
     np.add.at(confusion, (labels, pred), 1)
+    worst = np.lexsort((names, -(clips - hits)))[:10]
 
     def acc(mask: np.ndarray) -> dict:
         return {"acc": float(right[mask].mean()) if mask.any() else None, "clips": int(mask.sum())}
@@ -221,7 +247,7 @@ def summarise(
         "pooled": {
             **acc(np.ones(len(right), bool)),
             "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
-            "speakers": len(per_speaker_clips),
+            "speakers": len(clips),
         },
         "folds": {
             "mean": float(accs.mean()),
@@ -233,7 +259,17 @@ def summarise(
         "per_class": {name: acc(labels == k) for k, name in enumerate(KWS_LABELS)},
         "keywords": acc(keyword),
         "non_keywords": acc(~keyword),
-        "by_fixed_split": {k: acc(fixed == k) for k in SPLITS},
+        "by_fixed_split": _fixed_split(names, hits, clips, draws, rng),
+        "hardest_speakers": [
+            {
+                "speaker": str(names[k]),
+                "clips": int(clips[k]),
+                "errors": int(clips[k] - hits[k]),
+                "acc": float(hits[k] / clips[k]),
+                "fixed_split": speaker_split(str(names[k])),
+            }
+            for k in worst
+        ],
         "confusion": {"labels": list(KWS_LABELS), "counts": confusion.tolist()},
     }
 
