@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from eventsp._jit import jit
+from eventsp.kernels import simd
 from eventsp.kernels.dense import list_active_at
 from eventsp.kernels.layout import (
     ACS,
@@ -48,11 +49,16 @@ from eventsp.kernels.layout import (
     H,
     W,
 )
-from eventsp.kernels.simd import append_set_bits, flat_view, nonzero_mask64, popcount64
+from eventsp.kernels.simd import (
+    append_set_bits,
+    flat_view,
+    if_run64,
+    lif_run64,
+    nonzero_mask64,
+    popcount64,
+)
 
-# LIF membranes below this magnitude are flushed to zero: a decaying membrane would otherwise
-# pass through float32 denormals, which are ~100x slower on x86.
-TINY = np.float32(1e-30)
+TINY = np.float32(simd.TINY)  # LIF membranes below this are flushed to zero (denormals)
 
 BATCH_SIGNATURE = (
     "void(int64[::1], float32[::1], float32[:, ::1], float32[:, ::1], float64[:, :, ::1], int64)"
@@ -209,8 +215,10 @@ def _spiking_batch(row, params, acts, values, counters, k, leaky):
     """IF or LIF (``leaky``) for every stream; inlined into :func:`lif_batch` and
     :func:`if_batch`, where ``leaky`` is a constant and its branch folds away.
 
-    One vectorised pass updates a stream's neurons; a second lists its spikes from a bit mask
-    per 64 neurons. When ``MODE >= 0`` the list goes at that float offset of the stream's
+    Each whole run of 64 neurons is updated by one vector pass that also gives the bit mask
+    of its spikes (:func:`simd.lif_run64`, :func:`simd.if_run64`); the last, partial run is
+    updated one neuron at a time and listed from its outputs (:func:`_list_block`).
+    When ``MODE >= 0`` the list goes at that float offset of the stream's
     ``acts``, viewed as int32: ``[count, index, index, ...]`` (increasing); the next Dense,
     Conv2d or pooling layer reads it (column ``IN2``) instead of scanning the spikes."""
     flat = flat_view(acts)
@@ -225,7 +233,20 @@ def _spiking_batch(row, params, acts, values, counters, k, leaky):
         y0 = base + U64(row[OUT])
         v0 = U64(bb) * U64(values.shape[1]) + U64(row[S0])
         dst = np.int64(base) + row[MODE] + 1 if row[MODE] >= 0 else -1
-        for i in range(n):
+        spikes = 0
+        i0 = U64(0)
+        while i0 + U64(64) <= n:  # whole runs: update and spike mask in one vector pass
+            if leaky:
+                mask = lif_run64(mem, v0 + i0, flat, x0 + i0, y0 + i0, th, decay)
+            else:
+                mask = if_run64(mem, v0 + i0, flat, x0 + i0, y0 + i0, th)
+            if mask != 0:
+                if dst >= 0:
+                    spikes = np.int64(append_set_bits(ai, U64(dst + spikes), i0, mask)) - dst
+                else:
+                    spikes += np.int64(popcount64(mask))
+            i0 += U64(64)
+        for i in range(i0, n):  # the last, partial run
             if leaky:
                 u = decay * mem[v0 + i] + flat[x0 + i]
                 fire = u >= th
@@ -235,12 +256,8 @@ def _spiking_batch(row, params, acts, values, counters, k, leaky):
                 fire = u >= th
                 mem[v0 + i] = u - th if fire else u
             flat[y0 + i] = np.float32(1.0) if fire else np.float32(0.0)
-        spikes = 0
-        i0 = U64(0)
-        while i0 < n:
-            i1 = min(i0 + U64(64), n)
-            spikes = _list_block(flat, ai, y0, i0, i1, dst, spikes)
-            i0 = i1
+        if i0 < n:
+            spikes = _list_block(flat, ai, y0, i0, n, dst, spikes)
         if dst >= 0:
             ai[U64(dst - 1)] = np.int32(spikes)
         counters[bb, k, NONZERO] += spikes

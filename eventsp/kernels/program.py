@@ -55,7 +55,7 @@ from eventsp.kernels.neurons import (
 )
 
 # sha256 over the other modules of eventsp/kernels, by name (see the docstring).
-KERNEL_SOURCES_SHA256 = "7c7eea88d81827279f64af71d8ed798ffaaa00a8dd27ce88924da6169c01d12c"
+KERNEL_SOURCES_SHA256 = "b3069f486be4d7c69003f7d5f9a9c21d892f99fdec56b69a5b5e920ebf9871ff"
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
 

@@ -11,6 +11,11 @@
 - :func:`append_set_bits`: the positions of a mask's set bits, written to an index list with
   no branch per bit for the first eight (a spike list's loop used to mispredict once per
   run of 64 and spend a few cycles per bit).
+- :func:`lif_run64` and :func:`if_run64`: 64 LIF or IF neurons updated as ``<64 x float>``
+  vectors, returning the bit mask of their spikes from the same compare, so a spike list
+  needs no second pass over the outputs (26% less time for a 64 x 256 LIF layer than the
+  update loop followed by :func:`nonzero_mask64`). The arithmetic is the scalar kernels',
+  operation for operation (no fused multiply-add), so the bits are the same.
 - :func:`flat_view`: a C-contiguous array seen as 1-D, with no call. Numba's
   ``a.reshape(-1)`` calls a C helper (``numba_attempt_nocopy_reshape``) that works out
   whether a copy is needed: about 11 ns a call on the development machine, 13 calls a step of
@@ -33,7 +38,19 @@ from numba.extending import intrinsic
 
 from eventsp._jit import jit
 
-__all__ = ["append_set_bits", "flat_view", "nonzero_mask64", "popcount64", "unequal_mask64"]
+# LIF membranes below this magnitude are flushed to zero: a decaying membrane would otherwise
+# pass through float32 denormals, which are ~100x slower on x86 (the float32 nearest 1e-30).
+TINY = float(np.float32(1e-30))
+
+__all__ = [
+    "append_set_bits",
+    "flat_view",
+    "if_run64",
+    "lif_run64",
+    "nonzero_mask64",
+    "popcount64",
+    "unequal_mask64",
+]
 
 
 def _is_float32_run(arr, start) -> bool:
@@ -91,6 +108,82 @@ def unequal_mask64(typingctx, arr, start, value):
         return builder.bitcast(unequal, ir.IntType(64))
 
     return sig, codegen
+
+
+def _splat(builder, value: ir.Value) -> ir.Value:
+    """A ``<64 x float>`` of ``value``."""
+    vector = ir.VectorType(ir.FloatType(), 64)
+    one = builder.insert_element(
+        ir.Constant(vector, ir.Undefined), value, ir.Constant(ir.IntType(32), 0)
+    )
+    zeros = ir.Constant(ir.VectorType(ir.IntType(32), 64), None)
+    return builder.shuffle_vector(one, ir.Constant(vector, ir.Undefined), zeros)
+
+
+def _run_pointer(context, builder, array_type, array_value, start) -> ir.Value:
+    array = context.make_array(array_type)(context, builder, array_value)
+    vector = ir.VectorType(ir.FloatType(), 64)
+    return builder.bitcast(builder.gep(array.data, [start]), vector.as_pointer())
+
+
+def _neuron_run(mem, v0, acts, x0, y0, th, decay=None):
+    """Typing and code of :func:`lif_run64` (with ``decay``) and :func:`if_run64`."""
+    leaky = decay is not None
+    ok = (
+        _is_float32_run(mem, v0)
+        and _is_float32_run(acts, x0)
+        and isinstance(y0, types.Integer)
+        and th == types.float32
+        and (decay == types.float32 or not leaky)
+    )
+    if not ok:
+        return None
+    sig = types.uint64(mem, v0, acts, x0, y0, th, *([decay] if leaky else []))
+
+    def codegen(context, builder, signature, args):
+        mem, v0, acts, x0, y0, th = args[:6]
+        p_v = _run_pointer(context, builder, signature.args[0], mem, v0)
+        p_x = _run_pointer(context, builder, signature.args[2], acts, x0)
+        p_y = _run_pointer(context, builder, signature.args[2], acts, y0)
+        v = builder.load(p_v, align=4)
+        x = builder.load(p_x, align=4)
+        zero = ir.Constant(v.type, None)
+        if leaky:  # u = decay*v + x; v = 0 where fired or |u| < 1e-30
+            u = builder.fadd(builder.fmul(_splat(builder, args[6]), v), x)
+            fire = builder.fcmp_ordered(">=", u, _splat(builder, th))
+            fabs = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(u.type, [u.type]), "llvm.fabs.v64f32"
+            )
+            tiny = _splat(builder, ir.Constant(ir.FloatType(), TINY))
+            flush = builder.or_(fire, builder.fcmp_ordered("<", builder.call(fabs, [u]), tiny))
+            new_v = builder.select(flush, zero, u)
+        else:  # u = v + x; v = u - th where fired
+            u = builder.fadd(v, x)
+            fire = builder.fcmp_ordered(">=", u, _splat(builder, th))
+            new_v = builder.select(fire, builder.fsub(u, _splat(builder, th)), u)
+        builder.store(new_v, p_v, align=4)
+        one = _splat(builder, ir.Constant(ir.FloatType(), 1.0))
+        builder.store(builder.select(fire, one, zero), p_y, align=4)
+        return builder.bitcast(fire, ir.IntType(64))
+
+    return sig, codegen
+
+
+@intrinsic
+def lif_run64(typingctx, mem, v0, acts, x0, y0, th, decay):
+    """64 LIF neurons: for ``j < 64``, ``u = decay*mem[v0+j] + acts[x0+j]``;
+    ``acts[y0+j] = 1.0 if u >= th else 0.0``; ``mem[v0+j] = 0 if u >= th or |u| < 1e-30 else
+    u``. Returns the spikes as a ``uint64`` bit mask. Float32 throughout; the caller
+    guarantees the three runs lie inside their arrays and do not overlap (nothing is
+    checked: these are vector loads and stores)."""
+    return _neuron_run(mem, v0, acts, x0, y0, th, decay)
+
+
+@intrinsic
+def if_run64(typingctx, mem, v0, acts, x0, y0, th):
+    """64 IF neurons (reset by subtraction): ``u = mem[v0+j] + acts[x0+j]``; spike where
+    ``u >= th``; ``mem[v0+j] = u - th`` where spiked, else ``u``. The same contract."""
+    return _neuron_run(mem, v0, acts, x0, y0, th)
 
 
 @intrinsic

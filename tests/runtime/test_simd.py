@@ -10,6 +10,8 @@ from eventsp._jit import jit
 from eventsp.kernels.simd import (
     append_set_bits,
     flat_view,
+    if_run64,
+    lif_run64,
     nonzero_mask64,
     popcount64,
     unequal_mask64,
@@ -101,3 +103,49 @@ def test_flat_view_refuses_a_non_contiguous_layout():
         flat_view_only(np.zeros((4, 3), np.float32, order="F"))
     with pytest.raises(TypingError):
         flat_view_only(np.zeros((4, 6), np.float32)[:, ::2])
+
+
+@jit(cache=False)
+def neuron_runs(mem, acts, th, decay, leaky):
+    """Every whole run of 64 of ``mem``, its input at ``acts[:n]``, output at ``acts[n:]``."""
+    n = mem.shape[0]
+    masks = np.empty(n // 64, np.uint64)
+    for r in range(n // 64):
+        i0 = np.uint64(64 * r)
+        if leaky:
+            masks[r] = lif_run64(mem, i0, acts, i0, np.uint64(n) + i0, th, decay)
+        else:
+            masks[r] = if_run64(mem, i0, acts, i0, np.uint64(n) + i0, th)
+    return masks
+
+
+@pytest.mark.parametrize("leaky", [True, False])
+def test_neuron_runs_match_the_scalar_neurons(rng, leaky):
+    n = 192
+    th, decay = np.float32(0.7), np.float32(0.9)
+    mem = rng.normal(0, 1, n).astype(np.float32)
+    x = rng.normal(0, 1, n).astype(np.float32)
+    mem[:6] = [np.nan, 1e-31, -1e-31, 0.7, 0.0, 3e-38]  # NaN, below TINY, exact threshold
+    x[:6] = [0.0, 0.0, 0.0, 0.0, 0.7, 0.0]
+    x[64:128] = 0.0  # a silent run: mask 0
+    mem[64:128] = 0.0
+    acts = np.concatenate([x, np.full(n, 7.0, np.float32)])
+    want_mem, want_out = mem.copy(), np.zeros(n, np.float32)
+    for i in range(n):  # the scalar kernels' arithmetic
+        if leaky:
+            u = decay * want_mem[i] + x[i]
+            fire = u >= th
+            want_mem[i] = 0.0 if (fire or abs(u) < np.float32(1e-30)) else u
+        else:
+            u = want_mem[i] + x[i]
+            fire = u >= th
+            want_mem[i] = u - th if fire else u
+        want_out[i] = 1.0 if fire else 0.0
+    masks = neuron_runs(mem, acts, th, decay, leaky)
+    np.testing.assert_array_equal(mem, want_mem)  # bit for bit (NaN where NaN)
+    np.testing.assert_array_equal(acts[n:], want_out)
+    np.testing.assert_array_equal(acts[:n], x)  # the input is left alone
+    for r, mask in enumerate(masks):
+        assert int(mask) == reference(want_out, 64 * r)
+    assert int(masks[1]) == 0
+    assert want_out[4] == 1.0  # exactly at the threshold: a spike
