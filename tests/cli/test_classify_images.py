@@ -36,6 +36,29 @@ def test_bundled_mnist_model_classifies_real_test_digits(data_root, capsys):
     assert 0 < float(fields["synops_per_image"]) < 1e8
 
 
+@pytest.mark.slow
+def test_hardware_constrained_model_keeps_its_constraints_and_accuracy(data_root, capsys):
+    """``models/hardware/mnist_4bit_fanin64.esp`` (issue 5's hardware goal, session 5's chosen
+    run): every synaptic layer has 4-bit integer weights and at most 64 nonzero incoming
+    weights per neuron, and on the runtime it classifies the 10,000 MNIST test digits at
+    >= 99.0%, the goal (it measured 99.00%: no margin, so any change to the runtime's
+    fixed-point arithmetic that costs one digit in ten thousand fails here)."""
+    path = REPO_ROOT / "eventsp" / "models" / "hardware" / "mnist_4bit_fanin64.esp"
+    graph = load_model(path).graph
+    synaptic = [n for n in graph.nodes.values() if n.type in ("Conv2d", "Dense")]
+    assert len(synaptic) == 5
+    for node in synaptic:
+        assert node.weight_bits == 4
+        assert np.abs(node.weight).max() <= 7
+        fan_in = np.count_nonzero(node.weight.reshape(node.weight.shape[0], -1), axis=1)
+        assert fan_in.max() <= 64, (node.type, fan_in.max())
+    npz = data_root / "mnist" / "mnist.npz"
+    assert main(["classify-images", "--npz", str(npz), "--model", str(path)]) == 0
+    fields = _last(capsys.readouterr().out)
+    assert float(fields["accuracy"]) >= 0.99
+    assert int(fields["T"]) == 16
+
+
 def test_json_prints_one_line_per_image(data_root, capsys):
     npz = data_root / "mnist" / "mnist.npz"
     assert main(["classify-images", "--npz", str(npz), "--limit", "20", "--json"]) == 0
