@@ -17,7 +17,9 @@ from eventsp.train.lmu.export import export_model
 from eventsp.train.lmu.kws import main
 from eventsp.train.lmu.kws_data import (
     KWS_LABELS,
+    SpeechSet,
     augment,
+    limit_sets,
     load_v1_subset,
     mix_clips,
     spec_augment,
@@ -173,6 +175,20 @@ def test_v1_subset_keeps_only_training_speakers(data_root):
     assert len(files) < len(everyone)  # validation and test speakers were left out
     empty = load_v1_subset(data_root / "no-such-folder", KWS_LABELS)
     assert empty[0].shape == (0, 16000)
+    # keep= chooses other speakers: every clip, or none
+    all_audio, _, all_files = load_v1_subset(root, KWS_LABELS, keep=lambda _: True)
+    assert sorted(all_files) == sorted(str(p) for p in everyone)
+    assert all_audio.shape == (len(everyone), 16000)
+    assert load_v1_subset(root, KWS_LABELS, keep=lambda _: False)[0].shape == (0, 16000)
+
+
+def test_limit_sets_keeps_files_with_their_clips():
+    audio = np.arange(10, dtype=np.float32)[:, None] * np.ones((1, 4), np.float32)
+    files = tuple(f"clip{i}.flac" for i in range(10))
+    limited = limit_sets({"train": SpeechSet(audio, np.arange(10), files)}, 3)["train"]
+    assert limited.files == ("clip0.flac", "clip3.flac", "clip6.flac")
+    np.testing.assert_array_equal(limited.labels, [0, 3, 6])
+    np.testing.assert_array_equal(limited.audio[:, 0], [0, 3, 6])
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")

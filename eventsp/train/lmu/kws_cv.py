@@ -50,7 +50,7 @@ from eventsp.train.lmu.kws_data import (
     TrainingData,
     features,
     load_speech_commands,
-    read_clip,
+    load_v1_subset,
 )
 from eventsp.train.lmu.kws_distill import load_teachers, teacher_posteriors
 from eventsp.train.lmu.kws_teacher import build_parser as teacher_parser
@@ -105,15 +105,10 @@ def load_corpus(speech: Path, skip_v1: bool = False, limit: int = 0) -> tuple[Co
     )
     if limit:
         v2 = v2.take(np.argsort(v2.files, kind="stable")[:: max(1, len(v2.files) // limit)][:limit])
-    unknown = KWS_LABELS.index("_unknown_")
-    paths = [] if skip_v1 else sorted((speech / "speech_commands_v1_subset").glob("*/*.wav"))
     v1 = _corpus(
-        [read_clip(p, SAMPLE_RATE) for p in paths],
-        [
-            KWS_LABELS.index(p.parent.name) if p.parent.name in KWS_LABELS else unknown
-            for p in paths
-        ],
-        [str(p) for p in paths],
+        *load_v1_subset(
+            speech / "speech_commands_v1_subset", KWS_LABELS, SAMPLE_RATE, skip_v1, lambda _: True
+        )
     )
     return v2, v1
 

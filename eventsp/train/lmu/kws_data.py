@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,10 +68,19 @@ def read_clip(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     return clip
 
 
+def _train_speaker(speaker: str) -> bool:
+    return speaker_split(speaker) == "train"
+
+
 def load_v1_subset(
-    root: Path, labels: tuple[str, ...], sample_rate: int = SAMPLE_RATE, skip: bool = False
+    root: Path,
+    labels: tuple[str, ...],
+    sample_rate: int = SAMPLE_RATE,
+    skip: bool = False,
+    keep: Callable[[str], bool] = _train_speaker,
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """``(audio (N, 16000) float32, labels (N,) int64, files)`` of the "train" speakers.
+    """``(audio (N, 16000) float32, labels (N,) int64, files)`` of the speakers that ``keep``
+    accepts (by default those of the "train" bucket of :func:`speaker_split`).
 
     ``labels``: the trainer's class names; words not among them map to ``"_unknown_"``.
     A missing folder, or ``skip``, gives empty arrays (the set is optional).
@@ -78,7 +88,7 @@ def load_v1_subset(
     unknown = labels.index("_unknown_")
     audio, ys, files = [], [], []
     for path in [] if skip else sorted(Path(root).glob("*/*.wav")):
-        if speaker_split(speaker_of(path)) != "train":
+        if not keep(speaker_of(path)):
             continue
         word = path.parent.name
         audio.append(read_clip(path, sample_rate))
@@ -231,7 +241,9 @@ def limit_sets(sets: dict[str, SpeechSet], limit: int) -> dict[str, SpeechSet]:
     out = {}
     for k, s in sets.items():
         every = max(1, len(s.audio) // limit)
-        out[k] = SpeechSet(s.audio[::every][:limit], s.labels[::every][:limit], s.files)
+        out[k] = SpeechSet(
+            s.audio[::every][:limit], s.labels[::every][:limit], s.files[::every][:limit]
+        )
     return out
 
 
