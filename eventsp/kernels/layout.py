@@ -20,8 +20,8 @@ Columns (``-1`` where unused):
              the offset of that neuron's spike list (``-1``: scan the input instead)
 ``C H W``    input geometry (spatial data is stored ``(H, W, C)``, see ``conv.py``);
              ``OC HO WO`` output geometry
-             (for DENSE, ``WO`` is the width of its weight rows and output slot: ``N_OUT``
-             padded with zeros to whole vectors)
+             (for DENSE, ``WO`` is the width of its weight rows and output slot: ``N_OUT``,
+             or padded with zeros to whole vectors, see ``runtime.program._dense_row``)
 ``KH KW``    kernel size; ``SH SW`` stride; ``PH PW`` padding; ``G`` groups
 ``MODE``     op-specific integer: readout mode; for DENSE, CONV2D, CCONV1D the float offset in
              ``acts`` of an ``N_IN``-long scratch, viewed as int32 (active-input indices);

@@ -55,7 +55,7 @@ from eventsp.kernels.neurons import (
 )
 
 # sha256 over the other modules of eventsp/kernels, by name (see the docstring).
-KERNEL_SOURCES_SHA256 = "b3069f486be4d7c69003f7d5f9a9c21d892f99fdec56b69a5b5e920ebf9871ff"
+KERNEL_SOURCES_SHA256 = "d885b9a9a9f5e0a916147720ed3769ebf105bdb2496bd6c82bb8fcb36749334e"
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
 

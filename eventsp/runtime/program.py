@@ -225,8 +225,11 @@ def _dense_row(n_out: int) -> int:
     """The width of a Dense layer's weight rows and output slot: ``n_out`` rounded up to a
     multiple of 32 when below 128, so that every pass of the kernel over its output runs in
     whole vectors (LLVM's loops take 32 float32 at a time, in four AVX2 registers, and run
-    shorter tails one value at a time: a 20-wide layer took twice as long unpadded)."""
-    return -(-n_out // 32) * 32 if n_out < 128 else n_out
+    shorter tails one value at a time: a 20-wide layer took twice as long unpadded), unless
+    that would more than double the weights (a 10-class readout of a large layer stays
+    unpadded: memory matters more than speed on small devices)."""
+    padded = -(-n_out // 32) * 32
+    return padded if n_out < 128 and padded <= 2 * n_out else n_out
 
 
 def _pad_columns(a: np.ndarray, width: int) -> np.ndarray:
