@@ -181,17 +181,16 @@ def dense_batch(row, params, acts, values, counters, k):
     inline="always",
     nrt=False,
 )
-def _list_block(y, ai, y0, i0, i1, dst, m):
-    """Append the indices ``i`` in ``[i0, i1)`` where ``y[y0 + i] != 0`` at ``ai[dst + m:]``
-    (only counted when ``dst < 0``); returns the new count ``m``. A block goes through a bit
-    mask (:mod:`eventsp.kernels.simd`) when it is full (64), or when the 64 values from its
-    start lie inside ``y`` (those past the block's end have their bits cleared) and, for a
-    list, it holds at least eight (``append_set_bits`` writes eight entries)."""
+def _list_tail(y, ai, y0, i0, i1, dst, m):
+    """Append the indices ``i`` in ``[i0, i1)`` (the last, partial run of fewer than 64
+    neurons) where ``y[y0 + i] != 0`` at ``ai[dst + m:]`` (only counted when ``dst < 0``);
+    returns the new count ``m``. The run goes through a bit mask (:mod:`eventsp.kernels.simd`)
+    when the 64 values from its start lie inside ``y`` (those past ``i1`` have their bits
+    cleared) and, for a list, it holds at least eight (``append_set_bits`` writes eight
+    entries), as in ``dense.list_active_at``; else one value at a time."""
     t = i1 - i0
-    if t == U64(64) or (y0 + i0 + U64(64) <= U64(y.shape[0]) and (dst < 0 or t >= U64(8))):
-        mask = nonzero_mask64(y, y0 + i0)
-        if t < U64(64):
-            mask &= (U64(1) << t) - U64(1)
+    if y0 + i0 + U64(64) <= U64(y.shape[0]) and (dst < 0 or t >= U64(8)):
+        mask = nonzero_mask64(y, y0 + i0) & ((U64(1) << t) - U64(1))
         if mask == 0:  # a silent run writes nothing
             return m
         if dst >= 0:
@@ -217,7 +216,7 @@ def _spiking_batch(row, params, acts, values, counters, k, leaky):
 
     Each whole run of 64 neurons is updated by one vector pass that also gives the bit mask
     of its spikes (:func:`simd.lif_run64`, :func:`simd.if_run64`); the last, partial run is
-    updated one neuron at a time and listed from its outputs (:func:`_list_block`).
+    updated one neuron at a time and listed from its outputs (:func:`_list_tail`).
     When ``MODE >= 0`` the list goes at that float offset of the stream's
     ``acts``, viewed as int32: ``[count, index, index, ...]`` (increasing); the next Dense,
     Conv2d or pooling layer reads it (column ``IN2``) instead of scanning the spikes."""
@@ -257,7 +256,7 @@ def _spiking_batch(row, params, acts, values, counters, k, leaky):
                 mem[v0 + i] = u - th if fire else u
             flat[y0 + i] = np.float32(1.0) if fire else np.float32(0.0)
         if i0 < n:
-            spikes = _list_block(flat, ai, y0, i0, n, dst, spikes)
+            spikes = _list_tail(flat, ai, y0, i0, n, dst, spikes)
         if dst >= 0:
             ai[U64(dst - 1)] = np.int32(spikes)
         counters[bb, k, NONZERO] += spikes
@@ -272,7 +271,7 @@ def lif_batch(row, params, acts, values, counters, k):
     _spiking_batch(row, params, acts, values, counters, k, True)
 
 
-@jit(BATCH_SIGNATURE, nrt=False)
+@jit(BATCH_SIGNATURE, inline="always", nrt=False)
 def if_batch(row, params, acts, values, counters, k):
     """IF for every stream, ``params[P2]`` holding ``th``: ``v += x; s = v >= th; v -= s*th``
     (reset by subtraction)."""

@@ -55,7 +55,7 @@ from eventsp.kernels.neurons import (
 )
 
 # sha256 over the other modules of eventsp/kernels, by name (see the docstring).
-KERNEL_SOURCES_SHA256 = "d885b9a9a9f5e0a916147720ed3769ebf105bdb2496bd6c82bb8fcb36749334e"
+KERNEL_SOURCES_SHA256 = "ad0a14368eba281b91874b7671900ed36507d5bfef21bbf8c7d2fdab5dc27b14"
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
 
