@@ -43,7 +43,6 @@ import numpy as np
 from eventsp.apps.kws import speaker_of, speaker_split
 from eventsp.audio import LogMelConfig
 from eventsp.train.lmu.kws_data import (
-    CLIP_SAMPLES,
     KWS_LABELS,
     SAMPLE_RATE,
     SpeechSet,
@@ -53,6 +52,7 @@ from eventsp.train.lmu.kws_data import (
     load_v1_subset,
 )
 from eventsp.train.lmu.kws_distill import load_teachers, teacher_posteriors
+from eventsp.train.lmu.kws_synth import load_synth
 from eventsp.train.lmu.kws_teacher import build_parser as teacher_parser
 from eventsp.train.lmu.kws_teacher import parse_args, train_teacher
 
@@ -84,8 +84,8 @@ class Corpus:
         return SpeechSet(self.audio[idx], self.labels[idx], tuple(self.files[idx]))
 
 
-def _corpus(audio: list | np.ndarray, labels: list | np.ndarray, files: Sequence[str]) -> Corpus:
-    audio = np.stack(audio) if len(audio) else np.zeros((0, CLIP_SAMPLES), np.float32)
+def _corpus(audio: np.ndarray, labels: np.ndarray, files: Sequence[str]) -> Corpus:
+    """``audio (N, 16000)`` as it is (no copy), with the speaker of each file."""
     speakers = [speaker_of(Path(f)) for f in files]
     return Corpus(
         audio, np.asarray(labels, np.int64), np.asarray(files, str), np.asarray(speakers, str)
@@ -318,7 +318,7 @@ def _run_fold(args, v2, fold_ids, v1, v1_ids, synth, fold: int) -> tuple[dict, d
         return result, preds
     tic = time.perf_counter()
     data = fold_training_data(v2, split, v1, v1_train, synth)
-    run = train_teacher(args, data, data.sets["val"], run_dir)
+    run = train_teacher(args, data, run_dir)
     test = data.sets["test"]
     post = teacher_posteriors(
         load_teachers([run_dir / "best.pt"]), features(test.audio, data.front), 1.0
@@ -349,8 +349,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ValueError(
             f"--only-folds is {args.only_folds}; expected folds from 0 to {args.folds - 1}"
         )
-    from eventsp.train.lmu.kws_synth import load_synth  # kws_synth imports kws_data
-
     v2, v1 = load_corpus(args.data / "speech", skip_v1=args.no_v1_subset, limit=args.limit)
     fold_ids = assign_folds(v2.speakers, args.folds)
     v1_ids = assign_folds(v1.speakers, args.folds)

@@ -27,7 +27,6 @@ from torch import nn
 from eventsp.train import loop
 from eventsp.train.lmu.kws_data import (
     KWS_LABELS,
-    SpeechSet,
     TrainingData,
     add_data_arguments,
     features,
@@ -73,29 +72,25 @@ def accuracy(model: TeacherCNN, logmel: np.ndarray, labels: np.ndarray) -> float
 @dataclass(frozen=True)
 class TeacherRun:
     """What :func:`train_teacher` found: the chosen epoch (1-based) and its validation
-    accuracy, the network's sizes, and one row per epoch (``metrics.jsonl``)."""
+    accuracy, and the network's sizes (one row per epoch is in ``metrics.jsonl``)."""
 
     best_epoch: int
     best_val_acc: float
     config: TeacherConfig
-    history: tuple[dict, ...]
 
 
-def train_teacher(
-    args: argparse.Namespace, data: TrainingData, val: SpeechSet, run_dir: Path
-) -> TeacherRun:
-    """Train a :class:`TeacherCNN` on ``data``'s epochs, choosing its epoch on ``val``.
+def train_teacher(args: argparse.Namespace, data: TrainingData, run_dir: Path) -> TeacherRun:
+    """Train a :class:`TeacherCNN` on ``data``'s epochs, choosing its epoch on its "val" set.
 
     ``args`` holds this module's flags (:func:`build_parser`). Writes ``run_dir/best.pt``
     (the chosen epoch, for :func:`~eventsp.train.lmu.kws_distill.load_teachers`), the
     metrics and ``curves.png``. Seeded from ``args.seed`` alone, so that every call with the
     same data trains the same network.
     """
-    if args.epochs < 1:
-        raise ValueError(f"--epochs is {args.epochs}; expected >= 1")
     loop.seed_everything(args.seed)
     rng = np.random.default_rng(args.seed)
     front = data.front
+    val = data.sets["val"]
     x_val = features(val.audio, front)
     config = TeacherConfig(
         n_mels=front.n_mels,
@@ -147,7 +142,7 @@ def train_teacher(
         log.log(**row)
         print(json.dumps(row), flush=True)
     log.plot("epoch", ["train_loss", "val_acc"], title="KWS teacher")
-    return TeacherRun(best_epoch, best, config, tuple(log.rows))
+    return TeacherRun(best_epoch, best, config)
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
@@ -164,7 +159,7 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> a
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(build_parser(), argv)
     data = load_training_data(args)
-    run = train_teacher(args, data, data.sets["val"], args.run_dir)
+    run = train_teacher(args, data, args.run_dir)
     config = {**vars(run.config), "channels": list(args.channels)}
     summary = {"best_val_acc": run.best_val_acc, "config": config}
     (args.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
