@@ -141,6 +141,8 @@ def test_plan_stages_is_progressive_and_validated():
         plan_stages(3, bits=(4, 8))
     with pytest.raises(ValueError, match=r"outside 2\.\.8"):
         plan_stages(3, bits=(16,))
+    with pytest.raises(ValueError, match="choose one"):  # both prune before spiking
+        plan_stages(3, bits=(4,), fan_in=64, prune_first=True, prune_all=True)
 
 
 def test_layers_freeze_once_their_stages_are_over():

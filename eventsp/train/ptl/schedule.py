@@ -66,6 +66,11 @@ def plan_stages(
         raise ValueError(f"bits {bits} must decrease (8 then 4 then 2): precision only drops")
     if prune_all and fan_in is None:
         raise ValueError("prune_all needs a fan_in limit; pass e.g. --fan-in 64")
+    if prune_all and prune_first:
+        raise ValueError(
+            "prune_all (--prune-epochs) and prune_first (--prune-first) both prune the ANN "
+            "before any layer spikes; choose one"
+        )
     stages = [Stage("ann")]
     pruned = [
         k for k in range(n_layers) if fan_in is not None and (readout_fan_in or k < n_layers - 1)
