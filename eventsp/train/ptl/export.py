@@ -90,7 +90,7 @@ def to_graph(model: TandemNet) -> tuple[g.Graph, dict[str, Any]]:
         "layer_bits": bits,
         "acc_shifts": shifts,
         "thresholds": thresholds,
-        "fan_in": [int((layer.mask.flatten(1) != 0).sum(1).max()) for layer in model.layers],
+        "fan_in": [layer.fan_in() for layer in model.layers],
     }
     return g.Graph.chain(nodes), facts
 

@@ -232,8 +232,8 @@ class TandemLayer(nn.Module):
             reference = float(self.syn.bias.detach().abs().max())
         else:
             reference = float(self.threshold)
-        fan_in = int((self.mask.flatten(1) != 0).sum(1).max())
-        return auto_acc_shift(reference, unit, fan_in, int(self.bits), 255 if first else 1, T)
+        in_max = 255 if first else 1  # pixels, or one spike
+        return auto_acc_shift(reference, unit, self.fan_in(), int(self.bits), in_max, T)
 
     def synapse(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
         if self.spec.kind == "conv":
@@ -253,6 +253,10 @@ class TandemLayer(nn.Module):
         self.syn.weight.mul_(g.view(shape))
         self.syn.bias.copy_((self.syn.bias - bn.running_mean) * g + bn.bias)
         self.folded.fill_(True)
+
+    def fan_in(self) -> int:
+        """The most unpruned incoming weights of any of this layer's neurons."""
+        return int((self.mask.flatten(1) != 0).sum(1).max())
 
     def set_fan_in(self, fan_in: int) -> None:
         """Keep the ``fan_in`` largest-magnitude incoming weights of each output neuron."""

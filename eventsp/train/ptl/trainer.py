@@ -474,7 +474,7 @@ def _equalise(model: TandemNet, config: PTLConfig, calib_x: np.ndarray, log) -> 
 def _meets_fan_in(model: TandemNet, config: PTLConfig) -> bool:
     """True when every layer the fan-in limit covers has at most ``fan_in`` inputs per neuron."""
     return all(
-        int((layer.mask.flatten(1) != 0).sum(1).max()) <= int(config.fan_in or 0)
+        layer.fan_in() <= int(config.fan_in or 0)
         for layer in model.layers
         if config.readout_fan_in or not layer.readout
     )
