@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from eventsp.train.data.images import load_mnist  # noqa: E402
 from eventsp.train.ptl.network import LayerSpec, TandemNet, build, if_neurons  # noqa: E402
 from eventsp.train.ptl.schedule import Patience, Stage, plan_stages  # noqa: E402
 from eventsp.train.ptl.trainer import (  # noqa: E402
@@ -194,15 +191,6 @@ def test_apply_stage_converts_prunes_and_quantises(rng):
     assert int((net.layers[1].mask != 0).sum(1).max()) == 7
     apply_stage(net, Stage("bits", 1, 4), x)
     assert int(net.layers[1].bits) == 4
-
-
-@pytest.fixture(scope="module")
-def small_mnist(data_root):
-    s = load_mnist(data_root / "mnist" / "mnist.npz")
-    return dataclasses.replace(
-        s, x_train=s.x_train[:400], y_train=s.y_train[:400],
-        x_val=s.x_val[:100], y_val=s.y_val[:100],
-    )  # fmt: skip
 
 
 class _StopError(Exception):
