@@ -55,7 +55,7 @@ from eventsp.kernels.neurons import (
 )
 
 # sha256 over the other modules of eventsp/kernels, by name (see the docstring).
-KERNEL_SOURCES_SHA256 = "ad0a14368eba281b91874b7671900ed36507d5bfef21bbf8c7d2fdab5dc27b14"
+KERNEL_SOURCES_SHA256 = "892672aecd6a457b1d87c1d749f42f32ab2edf638307fa02dc0bd076217a66aa"
 
 STATE_TYPES = "float32[:, ::1], float32[:, ::1], int64[::1], float64[:, :, ::1]"
 

@@ -13,7 +13,7 @@
   run of 64 and spend a few cycles per bit).
 - :func:`lif_run64` and :func:`if_run64`: 64 LIF or IF neurons updated as ``<64 x float>``
   vectors, returning the bit mask of their spikes from the same compare, so a spike list
-  needs no second pass over the outputs (26% less time for a 64 x 256 LIF layer than the
+  needs no second pass over the outputs (a 64 x 256 LIF layer: 10.1 -> 8.3 µs, against the
   update loop followed by :func:`nonzero_mask64`). The arithmetic is the scalar kernels',
   operation for operation (no fused multiply-add), so the bits are the same.
 - :func:`flat_view`: a C-contiguous array seen as 1-D, with no call. Numba's
