@@ -4,10 +4,12 @@ file names, the summary's arithmetic, and a tiny run with its resume."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from eventsp.apps.kws import speaker_of, speaker_split
 from eventsp.train.lmu.kws_cv import assign_folds, fold_split, main, summarise
@@ -159,3 +161,58 @@ def test_summary_ranks_a_fixed_split_bucket_against_random_speaker_groups():
     assert fixed["train"]["random_groups_at_or_below"] == 1.0
     assert fixed["val"] == {"acc": None, "clips": 0, "speakers": 0}
     assert {h["speaker"] for h in out["hardest_speakers"][:4]} == set(names["test"])
+
+
+def test_student_cross_validation_refuses_flags_that_have_no_fold(tmp_path):
+    base = ["--run-dir", str(tmp_path / "cv"), "--folds", "3"]
+    with pytest.raises(ValueError, match=r"--teacher does not apply.*use --teacher-cv"):
+        main([*base, "--student", "--teacher", str(tmp_path / "t.pt")])
+    for flag in ("--test", "--init", "--export"):
+        extra = [] if flag == "--test" else [str(tmp_path / "x")]
+        with pytest.raises(ValueError, match=f"{flag} does not apply to a cross-validation"):
+            main([*base, "--student", flag, *extra])
+    with pytest.raises(ValueError, match="--teacher-cv is for --student runs"):
+        main([*base, "--teacher-cv", str(tmp_path)])
+    # a teacher cross-validation of other folds would have heard this fold's test speakers
+    (tmp_path / "t5").mkdir()
+    recipe = {"folds": 5, "limit": 0, "no_v1_subset": False}
+    (tmp_path / "t5" / "summary.json").write_text(json.dumps({"recipe": recipe}))
+    with pytest.raises(ValueError, match="cross-validate the teacher with the same flags"):
+        main([*base, "--student", "--teacher-cv", str(tmp_path / "t5")])
+    missing = re.escape("no fold<i>/best.pt for folds [0, 1, 2, 3, 4]")
+    with pytest.raises(ValueError, match=missing):  # the same folds, but never trained
+        main(["--run-dir", str(tmp_path / "cv"), "--student", "--teacher-cv", str(tmp_path / "t5")])
+
+
+@pytest.mark.slow
+def test_tiny_student_cross_validation_distils_each_fold_from_its_own_teacher(data_root, tmp_path):
+    common = ["--data", str(data_root), "--limit", "120", "--folds", "3", "--threads", "1"]
+    common += ["--no-progress"]
+    teachers = tmp_path / "teachers"
+    assert main([*common, "--channels", "8", "--epochs", "1", "--run-dir", str(teachers)]) == 0
+    student = ["--student", "--memory-d", "2", "--order", "6", "--hidden", "8", "--epochs", "2"]
+    student += ["--anneal-until", "0.4", "--clip-decision", "smoothed", "--smooth-frames", "5"]
+    run = tmp_path / "students"
+    flags = [*common, *student, "--teacher-cv", str(teachers), "--run-dir", str(run)]
+    assert main(flags) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    per_fold = summary["folds"]["per_fold"]
+    assert summary["recipe"]["teacher_cv"] == str(teachers)
+    tested = []
+    for f in per_fold:
+        assert f["best_epoch"] in (1, 2)
+        with np.load(run / f"fold{f['fold']}" / "predictions.npz", allow_pickle=False) as z:
+            post = z["posteriors"]
+            assert post.shape == (f["test"]["clips"], len(KWS_LABELS))
+            np.testing.assert_allclose(post.sum(1), 1.0, rtol=1e-5)
+            np.testing.assert_array_equal(post.argmax(1), z["pred"])
+            assert f["test_acc"] == pytest.approx(float((z["pred"] == z["labels"]).mean()))
+            tested += list(z["files"])
+    assert len(tested) == len(set(tested)) == 120
+    # the teacher's targets reach the student: without them fold 0 trains other weights
+    alone = tmp_path / "alone"
+    flags = [*common, *student, "--only-folds", "0", "--run-dir", str(alone)]
+    assert main(flags) == 0
+    with_teacher = torch.load(run / "fold0" / "best.pt", weights_only=True)["model"]
+    without = torch.load(alone / "fold0" / "best.pt", weights_only=True)["model"]
+    assert any(not torch.equal(with_teacher[k], without[k]) for k in with_teacher)

@@ -41,6 +41,7 @@ import argparse
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,7 @@ from eventsp.train.lmu.export import export_model
 from eventsp.train.lmu.kws_data import (
     KWS_LABELS,
     SAMPLE_RATE,
+    TrainingData,
     add_data_arguments,
     features,
     load_training_data,
@@ -62,7 +64,7 @@ from eventsp.train.lmu.kws_distill import distill_loss, load_teachers, teacher_p
 from eventsp.train.lmu.model import HybridLMU, LMUConfig
 from eventsp.train.lmu.quantizer import BitsAccumulator, DtSchedule
 
-__all__ = ["main"]
+__all__ = ["StudentRun", "build_parser", "clip_posteriors", "main", "normalise", "train_student"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,15 +122,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _evaluate(model, x, y, dt, smooth: int = 20, bits=None) -> tuple[float, float]:
-    """Accuracy of the last frame's arg-max and of the mean posterior of the last frames."""
+def clip_posteriors(
+    model: HybridLMU, x: np.ndarray, dt: float | None, smooth: int, bits=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(last, smoothed)``, both ``(N, classes)``: the softmax at each clip's last frame, and
+    its mean over the last ``smooth`` frames (the two whole-clip answers of ``--clip-decision``;
+    ``x`` is normalised and stacked). ``bits`` accumulates the spike counts."""
     model.eval()
     logits, counts = model.simulate(torch.from_numpy(x), dt, all_frames=True)
     if bits is not None and dt is not None:
         bits.update(counts.numpy())
-    last = logits[:, -1].argmax(1).numpy()
-    mean = torch.softmax(logits[:, -smooth:], dim=2).mean(1).argmax(1).numpy()
-    return float((last == y).mean()), float((mean == y).mean())
+    post = torch.softmax(logits, dim=2)
+    return post[:, -1].numpy(), post[:, -smooth:].mean(1).numpy()
+
+
+def _evaluate(model, x, y, dt, smooth: int = 20, bits=None) -> tuple[float, float]:
+    """Accuracy of the last frame's arg-max and of the mean posterior of the last frames."""
+    last, mean = clip_posteriors(model, x, dt, smooth, bits)
+    return float((last.argmax(1) == y).mean()), float((mean.argmax(1) == y).mean())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,21 +153,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop.teardown_distributed(env)
 
 
-def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
+@dataclass
+class StudentRun:
+    """What :func:`train_student` gives back: the network with its chosen weights, the
+    quantizer's final ``dt``, the validation figure that chose them (``args.clip_decision``),
+    the chosen epoch (1-based; ``None`` when the mean of the last epochs won, or no epoch ran
+    at the final ``dt``) and the epoch of ``--init`` (``None`` without it)."""
+
+    model: HybridLMU
+    dt: float
+    best: float | None
+    best_epoch: int | None
+    init_epoch: int | None
+
+
+def normalise(data: TrainingData, stack: int, logmel: np.ndarray) -> np.ndarray:
+    """Log-mel clips standardised with ``data``'s training statistics, then ``stack`` frames
+    side by side: ``(N, T // stack, stack * n_mels)`` float32, the network's input."""
+    return stack_frames(((logmel - data.mean) / data.std).astype(np.float32), stack)
+
+
+def train_student(
+    args: argparse.Namespace, data: TrainingData, teachers: list, env: loop.DistEnv
+) -> StudentRun:
+    """Train :class:`HybridLMU` on ``data`` (this module's flags, :func:`build_parser`),
+    choosing its epoch (or the mean of the last epochs) on ``data.sets["val"]`` and distilling
+    from ``teachers`` (:func:`~eventsp.train.lmu.kws_distill.load_teachers`; none: plain
+    cross-entropy). Writes checkpoints and metrics to ``args.run_dir``; never reads the test
+    split."""
     if args.frames < 1:
         raise ValueError(f"--frames is {args.frames}; expected >= 1 (frames supervised)")
     if args.stack < 1:
         raise ValueError(f"--stack is {args.stack}; expected >= 1 (frames per network step)")
     loop.seed_everything(args.seed)
     rng = np.random.default_rng(args.seed)
-    data = load_training_data(args)
-    front, mean, std, synth = data.front, data.mean, data.std, data.synth
-    val, test = data.sets["val"], data.sets["test"]
-    teachers = load_teachers(args.teacher) if args.teacher else []
+    front = data.front
+    val = data.sets["val"]
 
     def norm(f: np.ndarray) -> np.ndarray:
-        """Standardised, then ``--stack`` frames side by side: ``(N, T // S, S * n_mels)``."""
-        return stack_frames(((f - mean) / std).astype(np.float32), args.stack)
+        return normalise(data, args.stack, f)
 
     x_val = norm(features(val.audio, front))
     frames = data.frames // args.stack  # network steps per clip
@@ -187,7 +222,7 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
     log = loop.MetricsLog(args.run_dir, enabled=env.is_main)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
     generator = torch.Generator().manual_seed(args.seed)
-    best, best_state = None, None
+    best, best_state, best_epoch = None, None, None
     averaged: dict[str, torch.Tensor] | None = None
     n_averaged = 0
     for epoch in range(args.epochs):
@@ -233,7 +268,7 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
         final = dt_now == schedule(1.0)
         chosen = val_acc if args.clip_decision == "last" else val_smooth
         if final and (best is None or chosen > best):
-            best = chosen
+            best, best_epoch = chosen, epoch + 1
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
             if env.is_main:
                 loop.save_checkpoint(
@@ -279,12 +314,27 @@ def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
         )
         if best is None or mean_acc > best:
             best, best_state = mean_acc, {k: v.clone() for k, v in model.state_dict().items()}
+            best_epoch = None
             if env.is_main:
                 loop.save_checkpoint(
                     args.run_dir / "best.pt", model=model, epoch=args.epochs, best_metric=best
                 )
     if best_state is not None:
         model.load_state_dict(best_state)
+    return StudentRun(model, schedule(1.0), best, best_epoch, init_epoch)
+
+
+def _train(args: argparse.Namespace, env: loop.DistEnv) -> int:
+    data = load_training_data(args)
+    run = train_student(args, data, load_teachers(args.teacher) if args.teacher else [], env)
+    model, dt, best, init_epoch = run.model, run.dt, run.best, run.init_epoch
+    front, mean, std, synth = data.front, data.mean, data.std, data.synth
+    val, test = data.sets["val"], data.sets["test"]
+
+    def norm(f: np.ndarray) -> np.ndarray:
+        return normalise(data, args.stack, f)
+
+    x_val = norm(features(val.audio, front))
     bits = BitsAccumulator()
     val_final, val_final_smooth = _evaluate(model, x_val, val.labels, dt, args.smooth_frames, bits)
     accuracy: dict[str, float] = {"val_spiking": val_final, "val_spiking_smooth": val_final_smooth}

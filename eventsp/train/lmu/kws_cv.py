@@ -1,8 +1,15 @@
-"""Speaker-disjoint K-fold cross-validation of the keyword-spotting teacher
-(``python -m eventsp.train.lmu.kws_cv``).
+"""Speaker-disjoint K-fold cross-validation of the keyword-spotting teacher, or of the
+hybrid-spiking LMU student (``python -m eventsp.train.lmu.kws_cv``).
 
     python -m eventsp.train.lmu.kws_cv --folds 5 --run-dir runs/kws5-cv --epochs 40 \
         --synth-dir runs/kws-synth --synth-per-epoch 1500 --threads 1
+    python -m eventsp.train.lmu.kws_cv --student --teacher-cv runs/kws5-cv --folds 5 \
+        --run-dir runs/kws6-cv-d8 <the student's flags of python -m eventsp.train.lmu.kws>
+
+``--student`` trains, per fold, what ``python -m eventsp.train.lmu.kws`` trains (every one of
+its flags but ``--teacher``, ``--init``, ``--test`` and ``--export``), distilled from the
+teacher cross-validation's network of the same fold (``--teacher-cv``), whose training clips
+are the same; each test clip's answer is the one ``--clip-decision`` names.
 
 A diagnostic, not a trainer of anything that ships: how well does a network without a
 synaptic-operation budget (:class:`~eventsp.train.lmu.kws_distill.TeacherCNN`, trained as
@@ -41,7 +48,9 @@ from pathlib import Path
 import numpy as np
 
 from eventsp.apps.kws import speaker_of, speaker_split
-from eventsp.audio import LogMelConfig
+from eventsp.train import loop
+from eventsp.train.lmu.kws import build_parser as student_parser
+from eventsp.train.lmu.kws import clip_posteriors, normalise, train_student
 from eventsp.train.lmu.kws_data import (
     KWS_LABELS,
     SAMPLE_RATE,
@@ -50,6 +59,7 @@ from eventsp.train.lmu.kws_data import (
     features,
     load_speech_commands,
     load_v1_subset,
+    training_data,
 )
 from eventsp.train.lmu.kws_distill import load_teachers, teacher_posteriors
 from eventsp.train.lmu.kws_synth import load_synth
@@ -139,25 +149,11 @@ def fold_split(fold_ids: np.ndarray, fold: int, folds: int) -> dict[str, np.ndar
 def fold_training_data(
     v2: Corpus, split: dict[str, np.ndarray], v1: Corpus, v1_train: np.ndarray, synth
 ) -> TrainingData:
-    """The :class:`TrainingData` of one fold, built as ``load_training_data`` builds the
-    bundled split's: feature statistics and background noise from the v2 training clips only,
-    then the v0.01 clips of training speakers appended."""
+    """The :class:`TrainingData` of one fold (``kws_data.training_data``, as the bundled
+    split's is built): statistics and noise from the fold's v2 training clips only, then the
+    v0.01 clips ``v1_train`` (of training-fold speakers) appended."""
     sets = {k: v2.speech_set(idx) for k, idx in split.items()}
-    train = sets["train"]
-    front = LogMelConfig(sample_rate=SAMPLE_RATE)
-    clean = features(train.audio, front)
-    return TrainingData(
-        sets=sets,
-        front=front,
-        audio=np.concatenate([train.audio, v1.audio[v1_train]]),
-        labels=np.concatenate([train.labels, v1.labels[v1_train]]),
-        synth=synth,
-        noise=train.audio[train.labels == SILENCE],
-        mean=clean.mean(axis=(0, 1)),
-        std=clean.std(axis=(0, 1)) + 1e-3,
-        frames=clean.shape[1],
-        v1_clips=len(v1_train),
-    )
+    return training_data(sets, v1.audio[v1_train], v1.labels[v1_train], synth)
 
 
 def _counts(corpus: Corpus, idx: np.ndarray) -> dict[str, int]:
@@ -269,9 +265,15 @@ def summarise(
     }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """``kws_teacher``'s flags (the recipe of every fold) plus ``--folds``."""
-    p = teacher_parser()
+# Flags of the student trainer that have no meaning per fold: the folds choose the data, the
+# epoch and the test clips, and the teacher of fold i is --teacher-cv's fold i.
+_NOT_PER_FOLD = {"teacher": "--teacher-cv", "init": None, "test": None, "export": None}
+
+
+def build_parser(student: bool = False) -> argparse.ArgumentParser:
+    """The recipe of every fold, ``kws_teacher``'s flags (or with ``student``, those of the
+    hybrid-spiking LMU's trainer ``kws``), plus ``--folds``."""
+    p = student_parser() if student else teacher_parser()
     p.prog = "python -m eventsp.train.lmu.kws_cv"
     p.description = __doc__
     p.add_argument("--folds", type=int, default=5, help="K; every speaker is tested once")
@@ -283,12 +285,68 @@ def build_parser() -> argparse.ArgumentParser:
         help="train and summarise these folds only (a paired comparison of recipes that costs "
         "less than all K)",
     )
+    p.add_argument(
+        "--student",
+        action="store_true",
+        help="cross-validate the hybrid-spiking LMU (the flags of python -m "
+        "eventsp.train.lmu.kws) instead of the non-spiking teacher",
+    )
+    p.add_argument(
+        "--teacher-cv",
+        type=Path,
+        default=None,
+        help="with --student: distil fold i from RUN/fold<i>/best.pt of this teacher "
+        "cross-validation (run with the same --folds, --limit and --no-v1-subset)",
+    )
     return p
+
+
+def parse_cv_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The flags of :func:`build_parser`, the teacher's or the student's by ``--student``."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--student", action="store_true")
+    student = pre.parse_known_args(argv)[0].student
+    args = parse_args(build_parser(student), argv)
+    if not student:
+        if args.teacher_cv is not None:
+            raise ValueError("--teacher-cv is for --student runs (a teacher has no teacher)")
+        return args
+    for flag, instead in _NOT_PER_FOLD.items():
+        if getattr(args, flag) not in (None, False):
+            option = "--" + flag.replace("_", "-")
+            fix = f"; use {instead}" if instead else ""
+            raise ValueError(f"{option} does not apply to a cross-validation{fix}")
+    if args.teacher_cv is not None:
+        _check_teacher_cv(args)
+    return args
+
+
+def _check_teacher_cv(args: argparse.Namespace) -> None:
+    """``--teacher-cv`` must hold a teacher per fold, trained on the same folds of the same
+    clips: else a teacher would have heard this fold's test speakers."""
+    summary = args.teacher_cv / "summary.json"
+    recipe = json.loads(summary.read_text()).get("recipe", {}) if summary.is_file() else {}
+    same = {"folds": args.folds, "limit": args.limit, "no_v1_subset": args.no_v1_subset}
+    theirs = {k: recipe.get(k) for k in same}
+    if theirs != same:
+        raise ValueError(
+            f"--teacher-cv {str(args.teacher_cv)!r}: its summary.json gives {theirs}, this run "
+            f"{same}; cross-validate the teacher with the same flags first (python -m "
+            "eventsp.train.lmu.kws_cv --run-dir DIR ...)"
+        )
+    chosen = range(args.folds) if args.only_folds is None else args.only_folds
+    missing = [f for f in chosen if not (args.teacher_cv / f"fold{f}" / "best.pt").is_file()]
+    if missing:
+        raise ValueError(
+            f"--teacher-cv {str(args.teacher_cv)!r} has no fold<i>/best.pt for folds {missing}"
+        )
 
 
 def _recipe(args: argparse.Namespace) -> dict:
     """The flags that change what a fold trains (not where it writes or how it reports)."""
     skip = {"run_dir", "threads", "no_progress", "only_folds"}
+    if not args.student:  # as teacher runs recorded their recipe before --student existed
+        skip |= {"student", "teacher_cv"}
     return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in skip}
 
 
@@ -318,32 +376,44 @@ def _run_fold(args, v2, fold_ids, v1, v1_ids, synth, fold: int) -> tuple[dict, d
         return result, preds
     tic = time.perf_counter()
     data = fold_training_data(v2, split, v1, v1_train, synth)
-    run = train_teacher(args, data, run_dir)
     test = data.sets["test"]
-    post = teacher_posteriors(
-        load_teachers([run_dir / "best.pt"]), features(test.audio, data.front), 1.0
-    )
-    pred = post.argmax(1).numpy()
+    if args.student:
+        teachers = []
+        if args.teacher_cv is not None:
+            teachers = load_teachers([args.teacher_cv / f"fold{fold}" / "best.pt"])
+        fold_args = argparse.Namespace(**{**vars(args), "run_dir": run_dir})
+        student = train_student(fold_args, data, teachers, loop.DistEnv())
+        x_test = normalise(data, args.stack, features(test.audio, data.front))
+        last, smoothed = clip_posteriors(student.model, x_test, student.dt, args.smooth_frames)
+        post = last if args.clip_decision == "last" else smoothed
+        best_epoch, best_val = student.best_epoch, student.best
+    else:
+        run = train_teacher(args, data, run_dir)
+        post = teacher_posteriors(
+            load_teachers([run_dir / "best.pt"]), features(test.audio, data.front), 1.0
+        ).numpy()
+        best_epoch, best_val = run.best_epoch, run.best_val_acc
+    pred = post.argmax(1)
     result = {
         "fold": fold,
         "train": {**_counts(v2, split["train"]), "v1_clips": len(v1_train)},
         "val": _counts(v2, split["val"]),
         "test": _counts(v2, split["test"]),
-        "best_epoch": run.best_epoch,
-        "best_val_acc": run.best_val_acc,
+        "best_epoch": best_epoch,
+        "best_val_acc": best_val,
         "test_acc": float((pred == test.labels).mean()),
         "seconds": time.perf_counter() - tic,
         "recipe": _recipe(args),
     }
     preds = {"files": v2.files[split["test"]], "labels": test.labels, "pred": pred}
-    np.savez(run_dir / "predictions.npz", **preds, posteriors=post.numpy())
+    np.savez(run_dir / "predictions.npz", **preds, posteriors=post)
     done.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result), flush=True)
     return result, preds
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(build_parser(), argv)
+    args = parse_cv_args(argv)
     chosen = range(args.folds) if args.only_folds is None else sorted(set(args.only_folds))
     if not all(0 <= fold < args.folds for fold in chosen):
         raise ValueError(

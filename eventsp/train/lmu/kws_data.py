@@ -297,27 +297,44 @@ class TrainingData:
         )
 
 
-def load_training_data(args: argparse.Namespace) -> TrainingData:
-    """The data that the flags of :func:`add_data_arguments` name."""
-    from eventsp.train.lmu.kws_synth import load_synth  # kws_synth imports this module
+def training_data(
+    sets: dict[str, SpeechSet],
+    v1_audio: np.ndarray,
+    v1_labels: np.ndarray,
+    synth: dict[str, np.ndarray] | None,
+) -> TrainingData:
+    """The :class:`TrainingData` of one split by speaker (``sets``: "train", "val", "test").
 
-    speech = args.data / "speech"
-    sets = limit_sets(load_speech_commands(speech / "speech_commands_v2_test_dev"), args.limit)
+    The feature statistics and the background noise come from the v0.02 training clips
+    alone (never from validation or test speakers, and not from the v0.01 or espeak-ng
+    clips); the v0.01 clips (``v1_audio``/``v1_labels``, which must be of training speakers)
+    are appended to the training clips after them."""
     front = LogMelConfig(sample_rate=SAMPLE_RATE)
     train = sets["train"]
     clean = features(train.audio, front)
-    v1_audio, v1_labels, _ = load_v1_subset(
-        speech / "speech_commands_v1_subset", KWS_LABELS, SAMPLE_RATE, skip=args.no_v1_subset
-    )
     return TrainingData(
         sets=sets,
         front=front,
         audio=np.concatenate([train.audio, v1_audio]),
         labels=np.concatenate([train.labels, v1_labels]),
-        synth=load_synth(args.synth_dir) if args.synth_dir is not None else None,
+        synth=synth,
         noise=train.audio[train.labels == KWS_LABELS.index("_silence_")],
         mean=clean.mean(axis=(0, 1)),
         std=clean.std(axis=(0, 1)) + 1e-3,
         frames=clean.shape[1],
         v1_clips=len(v1_labels),
     )
+
+
+def load_training_data(args: argparse.Namespace) -> TrainingData:
+    """The data that the flags of :func:`add_data_arguments` name, split by
+    :func:`~eventsp.apps.kws.speaker_split` (the bundled model's split)."""
+    from eventsp.train.lmu.kws_synth import load_synth  # kws_synth imports this module
+
+    speech = args.data / "speech"
+    sets = limit_sets(load_speech_commands(speech / "speech_commands_v2_test_dev"), args.limit)
+    v1_audio, v1_labels, _ = load_v1_subset(
+        speech / "speech_commands_v1_subset", KWS_LABELS, SAMPLE_RATE, skip=args.no_v1_subset
+    )
+    synth = load_synth(args.synth_dir) if args.synth_dir is not None else None
+    return training_data(sets, v1_audio, v1_labels, synth)
