@@ -13,8 +13,9 @@ are the same; each test clip's answer is the one ``--clip-decision`` names.
 
 A diagnostic, not a trainer of anything that ships: how well does a network without a
 synaptic-operation budget (:class:`~eventsp.train.lmu.kws_distill.TeacherCNN`, trained as
-``kws_teacher`` trains it, with every one of its flags) classify speakers it never saw? One
-split of about 30 test speakers cannot say; K folds test every speaker once.
+``kws_teacher`` trains it, with every one of its flags) classify speakers it never saw, and
+how well does the student that ships (``--student``)? One split of about 30 test speakers
+cannot say; K folds test every speaker once.
 
 - **Folds:** every speaker of ``speech_commands_v2_test_dev`` goes to fold
   ``crc32(speaker) % K`` (each ``_silence_`` clip is its own "speaker", as in
@@ -23,7 +24,7 @@ split of about 30 test speakers cannot say; K folds test every speaker once.
   clips of training-fold speakers and the espeak-ng clips (``--synth-dir``), augmented as in
   ``kws_teacher``. No clip of a test or validation speaker reaches training, whichever set it
   comes from; v0.01 clips are never tested.
-- **Writes** ``RUN/fold<i>/`` (the teacher's ``best.pt``, metrics and curves, ``result.json``,
+- **Writes** ``RUN/fold<i>/`` (the fold's network, ``best.pt``, metrics and curves, ``result.json``,
   ``predictions.npz`` with every test clip's file, label, prediction and posteriors) and
   ``RUN/summary.json`` (:func:`summarise`): per fold the clip and speaker counts, the chosen
   epoch and the test accuracy; the accuracy pooled over all test clips with a 95% interval
