@@ -12,8 +12,10 @@ import pytest
 import torch
 
 from eventsp.apps.kws import speaker_of, speaker_split
-from eventsp.train.lmu.kws_cv import assign_folds, fold_split, main, summarise
-from eventsp.train.lmu.kws_data import KWS_LABELS
+from eventsp.audio import LogMelConfig
+from eventsp.train.lmu.kws_cv import assign_folds, fold_split, load_corpus, main, summarise
+from eventsp.train.lmu.kws_data import KWS_LABELS, SAMPLE_RATE, features
+from eventsp.train.lmu.kws_distill import load_teachers, teacher_posteriors
 
 
 def _speakers(paths: list[Path]) -> np.ndarray:
@@ -121,6 +123,14 @@ def test_tiny_cross_validation_tests_every_clip_once_and_resumes(data_root, tmp_
             assert f["test_acc"] == pytest.approx(float((z["pred"] == z["labels"]).mean()))
             tested += list(z["files"])
     assert len(tested) == len(set(tested)) == 120
+    # fold 1's posteriors are its chosen network's, on its own test speakers' clips
+    v2, _ = load_corpus(data_root / "speech", limit=120)
+    test = fold_split(assign_folds(v2.speakers, 3), 1, 3)["test"]
+    logmel = features(v2.audio[test], LogMelConfig(sample_rate=SAMPLE_RATE))
+    post = teacher_posteriors(load_teachers([run / "fold1" / "best.pt"]), logmel, 1.0)
+    with np.load(run / "fold1" / "predictions.npz", allow_pickle=False) as z:
+        assert list(z["files"]) == list(v2.files[test])
+        np.testing.assert_allclose(z["posteriors"], post.numpy(), rtol=1e-5, atol=1e-6)
     # a second call reads the folds back; other flags are refused, not mixed in
     stamp = (run / "fold0" / "best.pt").stat().st_mtime_ns
     assert main([*flags, "--epochs", "2"]) == 0
