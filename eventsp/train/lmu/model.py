@@ -154,19 +154,29 @@ class HybridLMU(nn.Module):
         self._check(x)
         if self.config.readout == "last":
             a = torch.relu(self._hidden_input_last(x))[:, None]
-            a = self._quantized(a, dt, generator, random_start=True)
-            for layer in self.deeper_layers():
-                a = self._quantized(torch.relu(layer(a)), dt, generator, random_start=True)
-            return self.output(a[:, 0])
+            return self.output(self._layers(a, dt, generator, random_start=True)[:, 0])
         a = torch.relu(self._hidden_input_all(x))
-        a = self._quantized(a, dt, generator, random_start=False)
-        for layer in self.deeper_layers():
-            a = self._quantized(torch.relu(layer(a)), dt, generator, random_start=False)
-        return self.output(a.mean(dim=1))
+        return self.output(self._layers(a, dt, generator, random_start=False).mean(dim=1))
 
     def deeper_layers(self) -> list[nn.Linear]:
         """The quantized layers after the first: ``hidden_to_hidden`` [, ``hidden_to_hidden3``]."""
         return [m for m in (self.hidden_to_hidden, self.hidden_to_hidden3) if m is not None]
+
+    def _layers(
+        self,
+        a: torch.Tensor,
+        dt: float | None,
+        generator: torch.Generator | None,
+        *,
+        random_start: bool,
+    ) -> torch.Tensor:
+        """The quantized layers for training: the first layer's activity ``a (batch, T,
+        hidden)`` quantized, then each deeper layer's ReLU quantized in turn (straight-through,
+        :meth:`_quantized`); the input of the classifier."""
+        a = self._quantized(a, dt, generator, random_start=random_start)
+        for layer in self.deeper_layers():
+            a = self._quantized(torch.relu(layer(a)), dt, generator, random_start=random_start)
+        return a
 
     @staticmethod
     def _quantized(
@@ -219,10 +229,7 @@ class HybridLMU(nn.Module):
             raise ValueError(f"frames is {frames!r}; expected an int in [1, {T}] (the steps)")
         m = self._memory_all(self.encoder(x))
         a = torch.relu(self.memory_to_hidden(m) + self.input_to_hidden(x))
-        a = self._quantized(a, dt, generator, random_start=True)
-        for layer in self.deeper_layers():
-            a = self._quantized(torch.relu(layer(a)), dt, generator, random_start=True)
-        return self.output(a[:, T - frames :])
+        return self.output(self._layers(a, dt, generator, random_start=True)[:, T - frames :])
 
     @torch.no_grad()
     def simulate(
