@@ -86,12 +86,16 @@ def test_forward_frames_spiking_is_the_sequential_quantizer_from_a_random_residu
     assert counts.abs().sum() > 0
 
 
+@pytest.mark.parametrize("memory2_d", [0, 3])
 @pytest.mark.parametrize("hidden3", [0, 5])
 @pytest.mark.parametrize("dt", [1.0, None])
-def test_deeper_layers_train_simulate_and_export_the_same_network(dt, hidden3, rng, tmp_path):
+def test_deeper_layers_train_simulate_and_export_the_same_network(
+    dt, hidden3, memory2_d, rng, tmp_path
+):
     config = LMUConfig(input_size=6, memory_d=2, order=5, theta=24.0, hidden=9, classes=4)
     torch.manual_seed(2)
-    model = HybridLMU(replace(config, steps=24, hidden2=7, hidden3=hidden3))
+    stacked = {"memory2_d": memory2_d, "order2": 4, "theta2": 6.0}  # a short second memory
+    model = HybridLMU(replace(config, steps=24, hidden2=7, hidden3=hidden3, **stacked))
     assert len(model.deeper_layers()) == 1 + (hidden3 > 0)
     x = torch.from_numpy(rng.normal(size=(3, 24, 6)).astype(np.float32) * 2)
     logits, counts = model.simulate(x, dt, all_frames=True)
@@ -106,6 +110,7 @@ def test_deeper_layers_train_simulate_and_export_the_same_network(dt, hidden3, r
     assert ("spikes2" in net.graph.nodes) == (dt is not None)
     assert ("hidden3" in net.graph.nodes) == (hidden3 > 0)
     assert ("spikes3" in net.graph.nodes) == (dt is not None and hidden3 > 0)
+    assert ("memory2" in net.graph.nodes) == (memory2_d > 0)
     outs, state = net.run(np.ascontiguousarray(x.numpy().transpose(1, 0, 2)), net.init_state(3))
     np.testing.assert_allclose(outs[-1], logits[:, -1].numpy(), rtol=1e-4, atol=1e-5)
     if dt is not None:
@@ -115,6 +120,10 @@ def test_deeper_layers_train_simulate_and_export_the_same_network(dt, hidden3, r
         replace(config, hidden2=-1)
     with pytest.raises(ValueError, match="hidden3 is 3 but hidden2 is 0"):
         replace(config, hidden3=3)
+    with pytest.raises(ValueError, match="memory2_d is 2 but hidden2 is 0"):
+        replace(config, memory2_d=2)
+    with pytest.raises(ValueError, match="order2 is 0"):
+        replace(config, hidden2=3, memory2_d=2, order2=0)
 
 
 def test_stack_frames_puts_consecutive_frames_side_by_side():
@@ -246,8 +255,13 @@ def test_tiny_training_run_exports_a_working_keyword_model(data_root, tmp_path, 
     assert provenance["init_epoch"] == chosen
     # without --test the test split is not evaluated at all
     again = tmp_path / "again"
-    assert main([*common, "--run-dir", str(again), "--no-v1-subset", "--no-input-to-hidden"]) == 0
-    assert "input_to_hidden" not in KeywordSpotter(again / "kws_lmu.esp").network.graph.nodes
+    stacked = ["--hidden2", "4", "--memory2-d", "2", "--order2", "3", "--theta2", "12"]
+    flags = ["--run-dir", str(again), "--no-v1-subset", "--no-input-to-hidden", *stacked]
+    assert main([*common, *flags]) == 0
+    nodes = KeywordSpotter(again / "kws_lmu.esp").network.graph.nodes
+    assert "input_to_hidden" not in nodes
+    assert nodes["memory2"].order == 3
+    assert nodes["memory2"].theta == 12.0
     summary = json.loads((again / "summary.json").read_text())
     assert "test_spiking_unseen_speakers" not in summary
     assert summary["clips_v1_subset"] == 0

@@ -8,7 +8,11 @@ The graph runs the network of ``eventsp.train.lmu.model`` one frame at a time::
 
 With ``hidden2 > 0`` a second layer ``hidden2 Dense -> ReLU -> MultiSpike(dt)`` sits between
 the first ``MultiSpike`` and the output Dense; with ``hidden3 > 0`` a third one
-(``hidden3``, ``relu3``, ``spikes3``) follows it.
+(``hidden3``, ``relu3``, ``spikes3``) follows it. With ``memory2_d > 0`` (a stacked LMU) the
+second layer also reads a second memory of the first layer's output::
+
+    spikes -> encoder2 Dense (D2,) -> memory2 LMUMemory (D2*order2,) -> memory2_to_hidden Dense
+    spikes -> hidden2 Dense;  Add (hidden2_sum) -> relu2 -> spikes2
 
 ``MultiSpike`` is the diffused-error quantizer (``n = floor(v)``, ``out = n / dt``); with
 ``dt=None`` it is left out (the non-spiking network). A model trained on standardised
@@ -113,7 +117,27 @@ def to_graph(
     for k, layer in enumerate(model.deeper_layers(), start=2):
         nodes[f"hidden{k}"] = Dense(weight=_np(layer.weight), bias=_np(layer.bias))
         nodes[f"relu{k}"] = ReLU()
-        edges += [(last, f"hidden{k}"), (f"hidden{k}", f"relu{k}")]
+        edges.append((last, f"hidden{k}"))
+        if k == 2 and model.encoder2 is not None:
+            A2_d, B2_d = zoh(*legendre_ab(c.order2, c.theta2))
+            nodes["encoder2"] = Dense(weight=_np(model.encoder2.weight), bias=None)
+            nodes["memory2"] = LMUMemory(
+                order=c.order2, theta=c.theta2, A_d=_np(A2_d), B_d=_np(B2_d)
+            )
+            nodes["memory2_to_hidden"] = Dense(
+                weight=_np(model.memory2_to_hidden.weight), bias=None
+            )
+            nodes["hidden2_sum"] = Add()
+            edges += [
+                (last, "encoder2"),
+                ("encoder2", "memory2"),
+                ("memory2", "memory2_to_hidden"),
+                ("hidden2", "hidden2_sum"),
+                ("memory2_to_hidden", "hidden2_sum"),
+                ("hidden2_sum", "relu2"),
+            ]
+        else:
+            edges.append((f"hidden{k}", f"relu{k}"))
         last = f"relu{k}"
         if dt is not None:
             nodes[f"spikes{k}"] = MultiSpike(dt=dt)
@@ -149,6 +173,9 @@ def export_model(
         "input_to_hidden": c.input_to_hidden,
         "hidden2": c.hidden2,
         "hidden3": c.hidden3,
+        "memory2_d": c.memory2_d,
+        "order2": c.order2,
+        "theta2": c.theta2,
         "readout": c.readout,
         "dt": dt,
     }

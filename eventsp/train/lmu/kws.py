@@ -30,7 +30,9 @@ Validation accuracy is logged for the whole-clip answer of the app (the last fra
 frames (``val_acc_smooth``); ``--ann-every N`` also logs the non-spiking network's.
 ``--teacher RUN/best.pt`` distils from non-spiking teachers trained by ``kws_teacher``
 (``kws_distill``: ``--distill-weight``, ``--distill-temperature``); ``--hidden3`` adds a third
-quantized layer.
+quantized layer; ``--memory2-d`` makes a stacked LMU, whose second layer also reads a Legendre
+memory (``--order2``, ``--theta2``) of the first layer's output, and ``--theta`` shortens the
+first memory's window.
 The test split is evaluated only with ``--test`` (measure it once, for the chosen model:
 ``--init RUN/best.pt --epochs 0 --test``).
 """
@@ -79,6 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, default=96)
     p.add_argument("--hidden2", type=int, default=0, help="a second quantized layer (0: none)")
     p.add_argument("--hidden3", type=int, default=0, help="a third one (needs --hidden2)")
+    p.add_argument(
+        "--theta", type=float, default=0.0, help="the memory's window in steps (0: the clip)"
+    )
+    p.add_argument(
+        "--memory2-d",
+        type=int,
+        default=0,
+        help="a stacked LMU: the second layer also reads a memory of this many channels of the "
+        "first layer's output (needs --hidden2)",
+    )
+    p.add_argument("--order2", type=int, default=16, help="the second memory's order")
+    p.add_argument("--theta2", type=float, default=0.0, help="its window in steps (0: the clip)")
     p.add_argument("--dt-start", type=float, default=1000.0)
     p.add_argument("--dt-end", type=float, default=1.0)
     p.add_argument("--anneal-until", type=float, default=0.7)
@@ -199,7 +213,7 @@ def train_student(
         input_size=front.n_mels * args.stack,
         memory_d=args.memory_d,
         order=args.order,
-        theta=float(frames),
+        theta=float(args.theta or frames),
         hidden=args.hidden,
         classes=len(KWS_LABELS),
         steps=frames,
@@ -207,6 +221,9 @@ def train_student(
         hidden2=args.hidden2,
         hidden3=args.hidden3,
         readout="last",
+        memory2_d=args.memory2_d,
+        order2=args.order2,
+        theta2=float(args.theta2 or frames),
     )
     if args.frames > frames:
         raise ValueError(f"--frames is {args.frames}; a clip has only {frames} frames")

@@ -7,6 +7,9 @@ Feed-forward LMU (KerasLMU with ``hidden_to_memory=False``, ``memory_to_memory=F
     a_t = relu(W_m m_t + W_x x_t + b)            hidden activity, (H,)
     h_t = Q_dt(a)_t                              diffused-error quantizer (``quantizer``)
     [h_t = Q_dt(relu(W_2 h_t + b_2))_t           optional second layer, ``hidden2 > 0``]
+    [   + W_m2 m2_t, m2_t = A2_d m2_{t-1} + B2_d E_2 h_t  with a second memory over the first
+                                                 layer's output, ``memory2_d > 0`` (a stacked
+                                                 LMU: its second layer sees time too)]
     [h_t = Q_dt(relu(W_3 h_t + b_3))_t           optional third layer, ``hidden3 > 0``]
     y_t = W_o h_t + b_o                          logits per step; readout "last" or "mean"
 
@@ -58,6 +61,11 @@ class LMUConfig:
     hidden2: int = 0  # > 0: a second quantized layer relu(W_2 h_t + b_2) before the classifier
     hidden3: int = 0  # > 0: a third quantized layer after the second (needs hidden2 > 0)
     readout: Literal["last", "mean"] = "last"
+    # > 0: the second layer also reads a Legendre memory (memory2_d channels, order2, theta2
+    # steps) of the first layer's output: a stacked LMU (needs hidden2 > 0)
+    memory2_d: int = 0
+    order2: int = 16
+    theta2: float = 32.0
 
     def __post_init__(self) -> None:
         for name in ("input_size", "memory_d", "order", "hidden", "classes", "steps"):
@@ -72,6 +80,20 @@ class LMUConfig:
             raise ValueError(
                 f"LMUConfig.hidden3 is {self.hidden3} but hidden2 is 0; a third layer needs "
                 "a second one (set hidden2 > 0)"
+            )
+        if not isinstance(self.memory2_d, int) or self.memory2_d < 0:
+            raise ValueError(f"LMUConfig.memory2_d is {self.memory2_d!r}; expected an int >= 0")
+        if self.memory2_d and not self.hidden2:
+            raise ValueError(
+                f"LMUConfig.memory2_d is {self.memory2_d} but hidden2 is 0; the second memory "
+                "feeds the second layer (set hidden2 > 0)"
+            )
+        if self.memory2_d and not (
+            isinstance(self.order2, int) and self.order2 >= 1 and self.theta2 > 0
+        ):
+            raise ValueError(
+                f"LMUConfig.order2 is {self.order2!r} and theta2 {self.theta2!r}; expected an "
+                "int >= 1 and a time > 0 (steps)"
             )
         if not self.theta > 0:
             raise ValueError(f"LMUConfig.theta is {self.theta!r}; expected > 0 (time steps)")
@@ -102,6 +124,17 @@ class HybridLMU(nn.Module):
             self.input_to_hidden.requires_grad_(False)
             nn.init.zeros_(self.input_to_hidden.weight)
         self.hidden_to_hidden = nn.Linear(c.hidden, c.hidden2) if c.hidden2 else None
+        self.encoder2 = self.memory2_to_hidden = None
+        if c.memory2_d:
+            A2_d, B2_d = zoh(*legendre_ab(c.order2, c.theta2))
+            self.register_buffer("A2_d", A2_d.float())
+            self.register_buffer("B2_d", B2_d.float())
+            self.register_buffer("H2", impulse_response(A2_d, B2_d, c.steps).float())
+            H2_rt = impulse_response(self.A2_d.double(), self.B2_d.double(), c.steps)
+            self.register_buffer("H2_runtime", H2_rt, persistent=False)
+            self.encoder2 = nn.Linear(c.hidden, c.memory2_d, bias=False)
+            self.memory2_to_hidden = nn.Linear(c.memory2_d * c.order2, c.hidden2, bias=False)
+            nn.init.xavier_normal_(self.memory2_to_hidden.weight)
         self.hidden_to_hidden3 = nn.Linear(c.hidden2, c.hidden3) if c.hidden3 else None
         self.output = nn.Linear(c.hidden3 or c.hidden2 or c.hidden, c.classes)
 
@@ -152,6 +185,9 @@ class HybridLMU(nn.Module):
         if frames is not None:
             return self.forward_frames(x, dt, frames, generator=generator)
         self._check(x)
+        if self.config.readout == "last" and self.encoder2 is not None:
+            # the second memory needs the first layer's every step
+            return self.forward_frames(x, dt, 1, generator=generator)[:, 0]
         if self.config.readout == "last":
             a = torch.relu(self._hidden_input_last(x))[:, None]
             return self.output(self._layers(a, dt, generator, random_start=True)[:, 0])
@@ -174,8 +210,11 @@ class HybridLMU(nn.Module):
         hidden)`` quantized, then each deeper layer's ReLU quantized in turn (straight-through,
         :meth:`_quantized`); the input of the classifier."""
         a = self._quantized(a, dt, generator, random_start=random_start)
-        for layer in self.deeper_layers():
-            a = self._quantized(torch.relu(layer(a)), dt, generator, random_start=random_start)
+        for k, layer in enumerate(self.deeper_layers()):
+            z = layer(a)
+            if k == 0 and self.encoder2 is not None:
+                z = z + self.memory2_to_hidden(self._memory_all(self.encoder2(a), self.H2))
+            a = self._quantized(torch.relu(z), dt, generator, random_start=random_start)
         return a
 
     @staticmethod
@@ -196,16 +235,18 @@ class HybridLMU(nn.Module):
             v0 = torch.rand((a.shape[0], a.shape[2]), generator=generator, dtype=torch.float64)
         return straight_through(a, quantize_parallel(a, dt, v0, dim=1), dt)
 
-    def _memory_all(self, u: torch.Tensor) -> torch.Tensor:
-        """Memories ``m_t`` ``(batch, T, memory_d * order)`` of ``u (batch, T, D)``.
+    def _memory_all(self, u: torch.Tensor, H: torch.Tensor | None = None) -> torch.Tensor:
+        """Memories ``m_t`` ``(batch, T, D * order)`` of ``u (batch, T, D)`` (``H``: the
+        impulse response, the first memory's unless given).
 
         ``m_t[j, i] = sum_{k<=t} H[k, i] u_{t-k, j}`` as one product with the lower-triangular
         Toeplitz tensor ``(T, T, order)`` of ``H``: cheaper to train than the FFT form when
         ``order`` is small next to ``hidden`` and ``T`` is short.
         """
+        H = self.H if H is None else H
         B, T = u.shape[:2]
         lag = torch.arange(T)[:, None] - torch.arange(T)[None, :]  # t - s
-        toeplitz = self.H[lag.clamp(min=0)] * (lag >= 0)[:, :, None]  # (t, s, order)
+        toeplitz = H[lag.clamp(min=0)] * (lag >= 0)[:, :, None]  # (t, s, order)
         return torch.einsum("tsq,bsd->btdq", toeplitz, u).reshape(B, T, -1)
 
     def forward_frames(
@@ -231,6 +272,20 @@ class HybridLMU(nn.Module):
         a = torch.relu(self.memory_to_hidden(m) + self.input_to_hidden(x))
         return self.output(self._layers(a, dt, generator, random_start=True)[:, T - frames :])
 
+    @staticmethod
+    def _memory_runtime(u: torch.Tensor, H: torch.Tensor, chunk: int) -> torch.Tensor:
+        """The runtime's memories ``(batch, T, D * order)`` float32 of ``u (batch, T, D)``:
+        summed in float64 with ``H`` (the runtime's float32 ``A_d``/``B_d`` iterated in
+        float64), ``chunk`` sequences at a time, then rounded to float32."""
+        u = u.double()
+        parts = []
+        for i in range(0, len(u), chunk):
+            channels = [memory_parallel(u[i : i + chunk, :, j], H) for j in range(u.shape[2])]
+            parts.append(torch.cat(channels, dim=2).float())
+        if not parts:
+            return torch.zeros(0, u.shape[1], u.shape[2] * H.shape[1])
+        return torch.cat(parts)
+
     @torch.no_grad()
     def simulate(
         self, x: torch.Tensor, dt: float | None, *, chunk: int = 16, all_frames: bool = False
@@ -247,23 +302,19 @@ class HybridLMU(nn.Module):
         self._check(x)
         c = self.config
         x = x.float()
-        T = x.shape[1]
-        u = self.encoder(x).double()
-        parts = []
-        for i in range(0, len(x), chunk):
-            channels = [
-                memory_parallel(u[i : i + chunk, :, j], self.H_runtime) for j in range(c.memory_d)
-            ]
-            parts.append(torch.cat(channels, dim=2).float())
-        m = torch.cat(parts) if parts else torch.zeros(0, T, c.memory_d * c.order)
+        m = self._memory_runtime(self.encoder(x), self.H_runtime, chunk)
         a = torch.relu(self.memory_to_hidden(m) + self.input_to_hidden(x))
         if dt is None:
             h, counts = a, a
         else:
             counts, _ = quantize_sequential(a, dt, dim=1)
             h = counts / torch.tensor(dt, dtype=torch.float32)
-        for layer in self.deeper_layers():
-            a2 = torch.relu(layer(h))
+        for k, layer in enumerate(self.deeper_layers()):
+            z = layer(h)
+            if k == 0 and self.encoder2 is not None:
+                m2 = self._memory_runtime(self.encoder2(h), self.H2_runtime, chunk)
+                z = z + self.memory2_to_hidden(m2)
+            a2 = torch.relu(z)
             if dt is None:
                 h, counts2 = a2, a2
             else:
