@@ -268,7 +268,11 @@ class KeywordSpotter:
                 f"{self.stack} x {self.front.n_mels} mels; the metadata does not fit the graph"
             )
         self.smooth_frames = self.config.smooth_frames or int(meta.get("smooth_frames", 20))
-        self.window_s = float(meta.get("lmu", {}).get("theta", 0.0)) * self.hop_s * self.stack
+        lmu = meta.get("lmu", {})
+        window = float(lmu.get("theta", 0.0))  # steps; a stacked LMU's longer second memory:
+        if lmu.get("memory2_d"):
+            window = max(window, float(lmu.get("theta2", 0.0)))
+        self.window_s = window * self.hop_s * self.stack
         self.clip_decision = str(meta.get("clip_decision", "last"))
         if self.clip_decision not in ("last", "smoothed"):
             raise ValueError(

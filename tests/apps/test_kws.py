@@ -66,8 +66,9 @@ def test_chunk_size_does_not_change_the_stream(spotter, test_clips):
     assert len(results[0][0]) == (1 + (len(signal) - 400) // 160) // spotter.stack
 
 
-def _stacked_model(path, smoothed: bool):
-    """A random 2-frame-stacked hybrid LMU written as a kws model file."""
+def _stacked_model(path, smoothed: bool, memory2: bool = False):
+    """A random 2-frame-stacked hybrid LMU written as a kws model file (``memory2``: a stacked
+    LMU with a short first memory and a clip-long second one)."""
     import torch
 
     from eventsp.audio import LogMelConfig
@@ -76,7 +77,8 @@ def _stacked_model(path, smoothed: bool):
 
     torch.manual_seed(0)
     config = LMUConfig(input_size=80, memory_d=3, order=6, theta=49.0, hidden=16, classes=12)
-    model = HybridLMU(LMUConfig(**{**config.__dict__, "steps": 49}))
+    two = {"theta": 6.0, "hidden2": 8, "memory2_d": 2, "order2": 4, "theta2": 49.0}
+    model = HybridLMU(LMUConfig(**{**config.__dict__, "steps": 49, **(two if memory2 else {})}))
     meta = {
         "task": "kws",
         "labels": list(KWS_LABELS),
@@ -129,23 +131,39 @@ def test_stacked_model_runs_every_second_frame_at_any_chunking(tmp_path):
     assert last.classify(signal).score == pytest.approx(p[-1].max(), rel=1e-5)
 
 
+def test_a_stacked_lmu_answers_a_clip_over_its_longer_second_memory(tmp_path):
+    spotter = KeywordSpotter(_stacked_model(tmp_path / "two.esp", smoothed=True, memory2=True))
+    assert spotter.network.graph.nodes["memory2"].theta == 49.0
+    # the clip window is the second memory's 49 steps of 2 hops, not the first memory's 6
+    assert spotter.window_s == pytest.approx(49 * 2 * 0.01)
+    signal = (np.random.default_rng(6).normal(size=16000) * 0.05).astype(np.float32)
+    result = spotter.classify(signal)  # one second: a clip, answered by its clip posterior
+    _, state = spotter.stream([signal])
+    posterior = spotter.clip_posterior(state)
+    assert result.label == KWS_LABELS[int(posterior.argmax())]
+    assert result.score == pytest.approx(float(posterior.max()))
+
+
 def test_accuracy_on_unseen_speakers_is_far_above_chance(spotter, test_clips):
     correct = sum(spotter.classify(signal).label == label for label, signal, _ in test_clips)
     accuracy = correct / len(test_clips)
     assert len(test_clips) > 100
-    # 12 classes: chance is 1/12. The bundled model measured 0.814 on all 511 test-speaker clips.
+    # 12 classes: chance is 1/12. The bundled model measured 0.845 on all 511 test-speaker clips.
     assert accuracy > 0.7, f"accuracy {accuracy:.3f} on {len(test_clips)} unseen-speaker clips"
 
 
 def test_keywords_in_a_continuous_stream_come_out_in_order(spotter, test_clips):
+    # the first held-out clips of "yes" and "stop" that the model detects alone (how many it
+    # detects is kws_measure's hit rate); here: their events in one stream, in order, in time
+    gap = np.zeros(16000, np.float32)
     picked = []
     for word in ("yes", "stop"):
         for label, signal, _ in test_clips:
-            if label == word and spotter.classify(signal).label == word:
+            alone = spotter.classify(np.concatenate([gap, signal, gap])).events
+            if label == word and word in [e.keyword for e in alone]:
                 picked.append(signal)
                 break
-    assert len(picked) == 2, "the model misses every held-out clip of 'yes' or 'stop'"
-    gap = np.zeros(16000, np.float32)
+    assert len(picked) == 2, "the model detects no held-out clip of 'yes' or 'stop'"
     stream = np.concatenate([gap, picked[0], gap, gap, picked[1], gap])
     result = spotter.classify(stream)
     keywords = [e.keyword for e in result.events]

@@ -283,6 +283,11 @@ def test_measure_reports_accuracy_false_alarms_and_rtf(data_root, capsys):
     assert lines[0]["synops_per_s"] > 0
     alarms = [line["false_alarms"] for line in lines[1:4]]
     assert alarms == sorted(alarms, reverse=True)  # a higher threshold never adds alarms
+    hits = [line["hit_rate"] for line in lines[1:4]]
+    assert hits == sorted(hits, reverse=True)  # nor detections
+    assert 0.5 < hits[0] <= 1.0  # keywords between seconds of silence are mostly detected
+    # every keyword clip of the test speakers: all clips but _unknown_ and _silence_
+    assert lines[0]["test_clips"] - 100 < lines[1]["keyword_clips"] < lines[0]["test_clips"]
     assert lines[4]["rtf_cpu"] > 0
     assert measure(["--data", str(data_root), "--split", "val"]) == 0
     val = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
