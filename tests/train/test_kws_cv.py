@@ -226,3 +226,17 @@ def test_tiny_student_cross_validation_distils_each_fold_from_its_own_teacher(da
     with_teacher = torch.load(run / "fold0" / "best.pt", weights_only=True)["model"]
     without = torch.load(alone / "fold0" / "best.pt", weights_only=True)["model"]
     assert any(not torch.equal(with_teacher[k], without[k]) for k in with_teacher)
+
+
+def test_a_fold_trained_before_a_flag_existed_resumes_only_at_that_flags_default():
+    from eventsp.train.lmu.kws_cv import _recipe, parse_cv_args, same_recipe
+
+    args = parse_cv_args(["--run-dir", "cv", "--student", "--hidden", "32"])
+    stored = {k: v for k, v in _recipe(args).items() if k != "memory2_d"}  # an older trainer's
+    assert same_recipe(stored, args)
+    wider = parse_cv_args(["--run-dir", "cv", "--student", "--hidden", "33"])
+    assert not same_recipe(stored, wider)
+    stacked = parse_cv_args(["--run-dir", "cv", "--student", "--hidden", "32", "--hidden2", "8",
+                             "--memory2-d", "4"])  # fmt: skip
+    assert not same_recipe({**stored, "hidden2": 8}, stacked)  # the new flag is not at its default
+    assert not same_recipe({**stored, "gone": 1}, args)  # a flag the trainer no longer has

@@ -351,6 +351,24 @@ def _recipe(args: argparse.Namespace) -> dict:
     return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in skip}
 
 
+def same_recipe(stored: dict, args: argparse.Namespace) -> bool:
+    """Whether a fold trained with the recipe ``stored`` is what ``args`` would train. A flag
+    that the trainer gained after the fold was trained counts as the same when ``args``
+    leaves it at its default (the fold was trained as that default trains)."""
+    now = _recipe(args)
+    defaults = _recipe(parse_args(build_parser(args.student), _DEFAULTS_ARGV[args.student]))
+    added = {k for k in now.keys() - stored.keys() if now[k] == defaults.get(k)}
+    return (
+        stored.keys() <= now.keys()
+        and all(stored[k] == now[k] for k in stored)
+        and (now.keys() - stored.keys() <= added)
+    )
+
+
+# Just enough flags to parse the defaults of either recipe.
+_DEFAULTS_ARGV = {False: ["--run-dir", "."], True: ["--run-dir", ".", "--student"]}
+
+
 def _run_fold(args, v2, fold_ids, v1, v1_ids, synth, fold: int) -> tuple[dict, dict]:
     """Train and test one fold (or read it back); ``(result, predictions)``."""
     run_dir = args.run_dir / f"fold{fold}"
@@ -361,7 +379,7 @@ def _run_fold(args, v2, fold_ids, v1, v1_ids, synth, fold: int) -> tuple[dict, d
         result = json.loads(done.read_text())
         with np.load(run_dir / "predictions.npz", allow_pickle=False) as z:
             preds = {k: z[k] for k in ("files", "labels", "pred")}
-        if result.get("recipe") != _recipe(args):
+        if not same_recipe(result.get("recipe") or {}, args):
             raise ValueError(
                 f"{str(done)!r} was trained with {result.get('recipe')}, not with these flags "
                 f"{_recipe(args)}; pass a new --run-dir"
