@@ -72,22 +72,19 @@ class LMUConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"LMUConfig.{name} is {value!r}; expected an int >= 1")
-        if not isinstance(self.hidden2, int) or self.hidden2 < 0:
-            raise ValueError(f"LMUConfig.hidden2 is {self.hidden2!r}; expected an int >= 0")
-        if not isinstance(self.hidden3, int) or self.hidden3 < 0:
-            raise ValueError(f"LMUConfig.hidden3 is {self.hidden3!r}; expected an int >= 0")
-        if self.hidden3 and not self.hidden2:
-            raise ValueError(
-                f"LMUConfig.hidden3 is {self.hidden3} but hidden2 is 0; a third layer needs "
-                "a second one (set hidden2 > 0)"
-            )
-        if not isinstance(self.memory2_d, int) or self.memory2_d < 0:
-            raise ValueError(f"LMUConfig.memory2_d is {self.memory2_d!r}; expected an int >= 0")
-        if self.memory2_d and not self.hidden2:
-            raise ValueError(
-                f"LMUConfig.memory2_d is {self.memory2_d} but hidden2 is 0; the second memory "
-                "feeds the second layer (set hidden2 > 0)"
-            )
+        for name in ("hidden2", "hidden3", "memory2_d"):  # 0: absent
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"LMUConfig.{name} is {value!r}; expected an int >= 0")
+        for name, why in (
+            ("hidden3", "a third layer needs a second one"),
+            ("memory2_d", "the second memory feeds the second layer"),
+        ):
+            if getattr(self, name) and not self.hidden2:
+                raise ValueError(
+                    f"LMUConfig.{name} is {getattr(self, name)} but hidden2 is 0; {why} (set "
+                    "hidden2 > 0)"
+                )
         if self.memory2_d and not (
             isinstance(self.order2, int) and self.order2 >= 1 and self.theta2 > 0
         ):
