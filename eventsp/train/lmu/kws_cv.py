@@ -351,6 +351,10 @@ def _recipe(args: argparse.Namespace) -> dict:
     return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in skip}
 
 
+# Just enough flags to parse the defaults of either recipe.
+_DEFAULTS_ARGV = {False: ["--run-dir", "."], True: ["--run-dir", ".", "--student"]}
+
+
 def same_recipe(stored: dict, args: argparse.Namespace) -> bool:
     """Whether a fold trained with the recipe ``stored`` is what ``args`` would train. A flag
     that the trainer gained after the fold was trained counts as the same when ``args``
@@ -363,10 +367,6 @@ def same_recipe(stored: dict, args: argparse.Namespace) -> bool:
         and all(stored[k] == now[k] for k in stored)
         and (now.keys() - stored.keys() <= added)
     )
-
-
-# Just enough flags to parse the defaults of either recipe.
-_DEFAULTS_ARGV = {False: ["--run-dir", "."], True: ["--run-dir", ".", "--student"]}
 
 
 def _run_fold(args, v2, fold_ids, v1, v1_ids, synth, fold: int) -> tuple[dict, dict]:
