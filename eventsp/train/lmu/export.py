@@ -73,6 +73,12 @@ def _fold(
     return Dense(weight=folded.astype(np.float32), bias=(b - folded @ mean).astype(np.float32))
 
 
+def _memory(order: int, theta: float) -> LMUMemory:
+    """A Legendre memory node with the trainer's own float64 ZOH matrices, rounded once."""
+    A_d, B_d = zoh(*legendre_ab(order, theta))
+    return LMUMemory(order=order, theta=theta, A_d=_np(A_d), B_d=_np(B_d))
+
+
 def to_graph(
     model: HybridLMU,
     dt: float | None,
@@ -86,11 +92,10 @@ def to_graph(
     with, folded in so the graph takes raw features.
     """
     c = model.config
-    A_d, B_d = zoh(*legendre_ab(c.order, c.theta))
     nodes: dict[str, Any] = {
         "input": Input(shape=(c.input_size,)),
         "encoder": _fold(model.encoder.weight, None, input_mean, input_std),
-        "memory": LMUMemory(order=c.order, theta=c.theta, A_d=_np(A_d), B_d=_np(B_d)),
+        "memory": _memory(c.order, c.theta),
         "memory_to_hidden": Dense(
             weight=_np(model.memory_to_hidden.weight), bias=_np(model.memory_to_hidden.bias)
         ),
@@ -119,11 +124,8 @@ def to_graph(
         nodes[f"relu{k}"] = ReLU()
         edges.append((last, f"hidden{k}"))
         if k == 2 and model.encoder2 is not None:
-            A2_d, B2_d = zoh(*legendre_ab(c.order2, c.theta2))
             nodes["encoder2"] = Dense(weight=_np(model.encoder2.weight), bias=None)
-            nodes["memory2"] = LMUMemory(
-                order=c.order2, theta=c.theta2, A_d=_np(A2_d), B_d=_np(B2_d)
-            )
+            nodes["memory2"] = _memory(c.order2, c.theta2)
             nodes["memory2_to_hidden"] = Dense(
                 weight=_np(model.memory2_to_hidden.weight), bias=None
             )

@@ -104,14 +104,7 @@ class HybridLMU(nn.Module):
     def __init__(self, config: LMUConfig) -> None:
         super().__init__()
         self.config = c = config
-        A, B = legendre_ab(c.order, c.theta)
-        A_d, B_d = zoh(A, B)
-        self.register_buffer("A_d", A_d.float())
-        self.register_buffer("B_d", B_d.float())
-        self.register_buffer("H", impulse_response(A_d, B_d, c.steps).float())
-        # The runtime's float32 A_d/B_d, iterated in float64: the simulation's memory kernel.
-        H_rt = impulse_response(self.A_d.double(), self.B_d.double(), c.steps)
-        self.register_buffer("H_runtime", H_rt, persistent=False)
+        self._add_memory("", c.order, c.theta)
         self.encoder = nn.Linear(c.input_size, c.memory_d, bias=False)
         nn.init.ones_(self.encoder.weight) if c.input_size == 1 else None
         self.memory_to_hidden = nn.Linear(c.memory_d * c.order, c.hidden)
@@ -123,17 +116,25 @@ class HybridLMU(nn.Module):
         self.hidden_to_hidden = nn.Linear(c.hidden, c.hidden2) if c.hidden2 else None
         self.encoder2 = self.memory2_to_hidden = None
         if c.memory2_d:
-            A2_d, B2_d = zoh(*legendre_ab(c.order2, c.theta2))
-            self.register_buffer("A2_d", A2_d.float())
-            self.register_buffer("B2_d", B2_d.float())
-            self.register_buffer("H2", impulse_response(A2_d, B2_d, c.steps).float())
-            H2_rt = impulse_response(self.A2_d.double(), self.B2_d.double(), c.steps)
-            self.register_buffer("H2_runtime", H2_rt, persistent=False)
+            self._add_memory("2", c.order2, c.theta2)
             self.encoder2 = nn.Linear(c.hidden, c.memory2_d, bias=False)
             self.memory2_to_hidden = nn.Linear(c.memory2_d * c.order2, c.hidden2, bias=False)
             nn.init.xavier_normal_(self.memory2_to_hidden.weight)
         self.hidden_to_hidden3 = nn.Linear(c.hidden2, c.hidden3) if c.hidden3 else None
         self.output = nn.Linear(c.hidden3 or c.hidden2 or c.hidden, c.classes)
+
+    def _add_memory(self, suffix: str, order: int, theta: float) -> None:
+        """The buffers of one Legendre memory: ``A{suffix}_d``/``B{suffix}_d`` (ZOH, float32),
+        its impulse response ``H{suffix}`` for training, and ``H{suffix}_runtime``: the
+        runtime's float32 matrices iterated in float64, the simulation's memory kernel."""
+        A_d, B_d = zoh(*legendre_ab(order, theta))
+        steps = self.config.steps
+        self.register_buffer(f"A{suffix}_d", A_d.float())
+        self.register_buffer(f"B{suffix}_d", B_d.float())
+        self.register_buffer(f"H{suffix}", impulse_response(A_d, B_d, steps).float())
+        A_rt, B_rt = getattr(self, f"A{suffix}_d"), getattr(self, f"B{suffix}_d")
+        H_rt = impulse_response(A_rt.double(), B_rt.double(), steps)
+        self.register_buffer(f"H{suffix}_runtime", H_rt, persistent=False)
 
     def _check(self, x: torch.Tensor) -> None:
         c = self.config
